@@ -1,0 +1,3 @@
+"""syncd: one live, honest truth of a multichannel seller's stock, orders and prices."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The one door: everything syncd learns becomes an `Event` submitted to the writer."""
