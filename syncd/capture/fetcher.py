@@ -1,0 +1,80 @@
+"""Resolving pointer notifications: the pointer is durable first, the resource is fetched after."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from functools import partial
+
+import structlog
+
+from syncd.capture.events import EVENT_ADAPTER, Notification
+from syncd.channels.base import ChannelError, Fetcher, Permanent
+from syncd.store import commands
+from syncd.store.apply import Policy
+from syncd.store.queries import Reader
+from syncd.store.writer import Writer
+
+log = structlog.get_logger(__name__)
+
+MAX_FETCH_ATTEMPTS = 20
+
+
+class NotificationFetcher:
+    """Drains `pending_fetch` inbox rows through each channel's Fetcher."""
+
+    def __init__(self, fetchers: Mapping[str, Fetcher], writer: Writer, reader: Reader, policy: Policy) -> None:
+        self.fetchers = fetchers
+        self.writer = writer
+        self.reader = reader
+        self.policy = policy
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """New pointers were committed."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Loop until stopped."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                busy = await self.drain()
+            except Exception:
+                log.exception("notification fetch round failed")
+                busy = False
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 2.0)
+
+    async def drain(self) -> bool:
+        """Fetch what is pending once; True when every pending pointer was resolved."""
+        rows = await self.reader.pending_notifications()
+        progressed = False
+        for row in rows:
+            event = EVENT_ADAPTER.validate_json(row["payload"])
+            body = event.body
+            assert isinstance(body, Notification)
+            fetcher = self.fetchers.get(body.channel)
+            if fetcher is None:
+                continue
+            inbox_id, policy = row["id"], self.policy
+            try:
+                events = await fetcher.fetch(body.topic, body.resource)
+            except ChannelError as err:
+                give_up = isinstance(err, Permanent) or row["attempts"] + 1 >= MAX_FETCH_ATTEMPTS
+                message = f"{type(err).__name__}: {err}"
+                await self.writer.submit(partial(commands.notification_failed, inbox_id=inbox_id, error=message,
+                                                 give_up=give_up))
+                continue
+            await self.writer.submit(partial(commands.resolve_notification, inbox_id=inbox_id, events=events,
+                                             policy=policy))
+            progressed = True
+        return progressed and len(rows) > 0
+
+    def stop(self) -> None:
+        """Stop after the current round."""
+        self._stopping = True
+        self._wake.set()

@@ -1,0 +1,1 @@
+"""SQLite: schema and migrations, the single writer, and read queries."""
