@@ -303,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `syncd` and `python -m syncd`."""
     args = build_parser().parse_args(argv)
+    from syncd.log import configure
+
+    # Output of one-shot commands is their result on stdout; only warnings go to stderr.
+    configure("console", "warning")
     runner: Callable[[argparse.Namespace], int | Awaitable[int]] = args.fn
     try:
         result = runner(args)

@@ -194,7 +194,9 @@ def _movement(tx: Tx, sku: str, location: str, delta: int, reason: MovementReaso
         raise Rejected(f"{sku} is a kit: move its components instead")
     _location(tx.conn, location)
     on_hand = _ensure_stock(tx.conn, sku, location)
-    if on_hand + delta < 0:
+    # A seller's adjustment may not take on hand below 0; a channel's report of goods that moved is
+    # physical truth and is applied even when syncd's on hand was wrong (the next count rebases it).
+    if reason is MovementReason.MANUAL and on_hand + delta < 0:
         raise Rejected(f"{sku} at {location}: on hand {on_hand} cannot move by {delta}")
     _move(tx, sku, location, delta, reason, ref, iso(at))
     refresh(tx, [sku])
@@ -237,13 +239,16 @@ def _order(tx: Tx, body: OrderUpsert) -> Result:
             (body.channel, body.order_id, line_id, sku),
         ).fetchone()
         old_state = LineState(old["state"]) if old else None
+        line_state = new_state
+        if new_state in (LineState.RESERVED, LineState.COMMITTED) and _shipped(tx.conn, sku, location, ref):
+            line_state = LineState.SHIPPED  # the 3PL reported the goods gone before the channel did
         tx.conn.execute(
             "INSERT INTO order_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (channel, order_id, line_id, sku) DO UPDATE SET state = excluded.state,"
             " qty = excluded.qty",
-            (body.channel, body.order_id, line_id, sku, kit_sku, location, qty, new_state.value, listing_id),
+            (body.channel, body.order_id, line_id, sku, kit_sku, location, qty, line_state.value, listing_id),
         )
-        if ships_now(old_state, new_state) and old_state is not LineState.CANCELLED:
+        if ships_now(old_state, line_state) and old_state is not LineState.CANCELLED:
             shipped[(sku, location)] = shipped.get((sku, location), 0) + qty
     for (sku, location), qty in shipped.items():
         _move(tx, sku, location, -qty, MovementReason.SHIPMENT, ref, iso(body.last_updated))
@@ -251,21 +256,29 @@ def _order(tx: Tx, body: OrderUpsert) -> Result:
     return Result(Outcome.APPLIED, data={"state": body.state.value})
 
 
+def _shipped(conn: sqlite3.Connection, sku: str, location: str, ref: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM ledger WHERE sku = ? AND location = ? AND ref = ? AND reason = 'shipment'", (sku, location, ref)
+    ).fetchone() is not None
+
+
 def _shipment(tx: Tx, body: Shipment) -> Result:
     _product(tx.conn, body.sku)
     _location(tx.conn, body.location)
     ref = body.order_ref or body.ref
     moved = _move(tx, body.sku, body.location, -body.qty, MovementReason.SHIPMENT, ref, iso(body.at))
+    released = 0
     if body.order_ref and ":" in body.order_ref:
         channel, order_id = body.order_ref.split(":", 1)
-        tx.conn.execute(
+        released = tx.conn.execute(
             "UPDATE order_lines SET state = 'shipped' WHERE channel = ? AND order_id = ? AND sku = ?"
             " AND state IN ('committed', 'reserved')",
             (channel, order_id, body.sku),
-        )
+        ).rowcount
+    if not moved and not released:
+        return Result(Outcome.IGNORED, f"shipment {ref} of {body.sku} already moved on hand")
     refresh(tx, [body.sku])
-    return Result(Outcome.APPLIED if moved else Outcome.IGNORED,
-                  "" if moved else f"shipment {ref} of {body.sku} already moved on hand")
+    return Result(Outcome.APPLIED, data={"moved": moved, "released_lines": released})
 
 
 def _count(tx: Tx, body: StockCount, policy: Policy) -> Result:
