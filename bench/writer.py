@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from syncd.capture.events import Event, Receipt  # noqa: E402
-from syncd.domain.catalog import parse_catalog  # noqa: E402
-from syncd.store import commands  # noqa: E402
-from syncd.store.apply import Policy, ingest  # noqa: E402
-from syncd.store.db import migrate, open_writer  # noqa: E402
-from syncd.store.writer import Tx, Writer  # noqa: E402
+from syncd.capture.events import Event, Receipt
+from syncd.domain.catalog import parse_catalog
+from syncd.store import commands
+from syncd.store.apply import Policy, ingest
+from syncd.store.db import migrate, open_writer
+from syncd.store.writer import Tx, Writer
 
 SKUS = [f"SKU-{i:03d}" for i in range(50)]
 CATALOG = "sku,title,location,channel,external_id,variation_id,safety_buffer,cap,share\n" + "".join(
@@ -51,7 +51,9 @@ def seed(path: Path, synchronous: str) -> None:
     conn.close()
 
 
-async def run_writer(path: Path, evs: list[Event], in_flight: int, synchronous: str) -> tuple[float, list[float], float]:
+async def run_writer(
+    path: Path, evs: list[Event], in_flight: int, synchronous: str
+) -> tuple[float, list[float], float]:
     writer = Writer(path, synchronous)
     await writer.start()
     latencies: list[float] = []

@@ -38,7 +38,7 @@ async def _request(settings: Settings, method: str, path: str, body: Any = None,
     local = settings.model_copy(deep=True)
     local.daemon.admin_listen = "127.0.0.1:0"
     local.daemon.public_listen = "127.0.0.1:0"
-    daemon = Daemon(local, channels={})
+    daemon = Daemon(local, build_channels=False)
     await daemon.start()
     try:
         return await _http(daemon.admin_url, method, path, body, text)

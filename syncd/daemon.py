@@ -51,6 +51,17 @@ def poll_interval(cfg: ChannelSettings, resource: str) -> float:
     return cfg.stock_poll_seconds
 
 
+def poll_plan(channel: Channel, cfg: ChannelSettings | None) -> dict[str, float]:
+    """Resource -> seconds between polls, from the adapter's own plan or the channel settings."""
+    own = getattr(channel, "poll_intervals", None)
+    if callable(own):
+        return dict(own())
+    resources = getattr(channel, "poll_resources", ())
+    if isinstance(resources, Mapping):
+        return {r: poll_interval(cfg, r) if cfg else float(s) for r, s in resources.items()}
+    return {r: poll_interval(cfg, r) if cfg else 300.0 for r in resources}
+
+
 class Daemon:
     """One seller account's syncd: writer, capture, push workers, scheduler and both listeners."""
 
@@ -59,10 +70,12 @@ class Daemon:
         settings: Settings,
         channels: Mapping[str, Channel] | None = None,
         clock: Clock = lambda: datetime.now(UTC),
+        build_channels: bool = True,
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self._channel_overrides = channels
+        self._channel_overrides = dict(channels or {})
+        self._build = build_channels
         self.channels: dict[str, Channel] = {}
         self.workers: dict[str, PushWorker] = {}
         self.writer = Writer(settings.daemon.database, settings.daemon.synchronous,
@@ -86,8 +99,8 @@ class Daemon:
         await self.writer.submit(lambda tx: commands.sync_locations(tx, locations))
         await self.reader.open()
         self.session = aiohttp.ClientSession()
-        self.channels = dict(self._channel_overrides) if self._channel_overrides is not None else \
-            self._build_channels()
+        # Channels come from the enabled settings; explicitly given ones (tests, tools) take their place.
+        self.channels = {**(self._build_channels() if self._build else {}), **self._channel_overrides}
         self.service = Service(s, self.writer, self.reader, self.clock, self.clock(), list(self.channels))
         policy = self.service.policy
         for name, channel in self.channels.items():
@@ -120,9 +133,7 @@ class Daemon:
         defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
         for name, channel in self.channels.items():
             cfg = getattr(self.settings.channels, name, None)
-            resources: Mapping[str, float] = getattr(channel, "poll_resources", {})
-            for resource, default_seconds in resources.items():
-                seconds = poll_interval(cfg, resource) if cfg is not None else default_seconds
+            for resource, seconds in poll_plan(channel, cfg).items():
                 poller = Poller(channel, resource, self.writer, self.reader, policy)
                 # First run right away so status has a real last_success soon after start-up.
                 self.scheduler.add_job(poller.run, "interval", seconds=seconds, jitter=min(5.0, seconds / 10),

@@ -35,7 +35,7 @@ def demo_settings(state_dir: Path, port: int) -> Settings:
 
 async def _demo(duration: float | None, port: int) -> None:
     with tempfile.TemporaryDirectory(prefix="syncd-demo-") as tmp:
-        daemon = Daemon(demo_settings(Path(tmp), port), channels={})
+        daemon = Daemon(demo_settings(Path(tmp), port), build_channels=False)
         await daemon.start()
         assert daemon.service is not None
         summary = await daemon.service.import_catalog(SEED_CATALOG.read_text(encoding="utf-8"))

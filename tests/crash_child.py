@@ -41,7 +41,9 @@ async def main(directory: Path, start: int, replay: int, drain: bool) -> None:
         print(f"REPLAY {n} {outcome}", flush=True)
     print("READY", flush=True)
     if drain:
-        while daemon.reader and (await daemon.reader.counts())["outbox_pending"]:
+        for _ in range(1500):  # up to 30 s
+            if not (await daemon.reader.counts())["outbox_pending"]:
+                break
             await asyncio.sleep(0.02)
         print("DRAINED", flush=True)
         await daemon.stop()

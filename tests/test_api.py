@@ -7,9 +7,9 @@ import asyncio
 from tests.conftest import Harness
 
 
-async def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(predicate, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
     """Poll an async predicate until true (pushes happen in the background)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         if await predicate():
             return
@@ -151,8 +151,8 @@ async def test_status_is_ok_after_polls_and_metrics_expose_it(harness: Harness) 
 
 
 async def test_cross_site_post_is_refused(harness: Harness) -> None:
-    status, body = await harness.call("POST", "/api/stock/counts", {"sku": "MUG", "location": "main", "qty": 1},
-                                      headers={"Origin": "http://evil.example"})
+    status, _ = await harness.call("POST", "/api/stock/counts", {"sku": "MUG", "location": "main", "qty": 1},
+                                   headers={"Origin": "http://evil.example"})
     assert status == 403
     assert (await harness.product("MUG"))["on_hand"] == 0
 

@@ -45,7 +45,7 @@ async def test_rate_limit_defers_without_burning_attempts(tmp_path: Path) -> Non
             return amazon.qty("MUG-A") == 4 and amazon.qty("SET-A") == 2
 
         await wait_for(landed)
-        status, dlq = await h.call("GET", "/api/dlq")
+        _, dlq = await h.call("GET", "/api/dlq")
         assert dlq == []
     finally:
         await stop_harness(h)
@@ -87,7 +87,7 @@ async def test_permanent_error_goes_to_dead_letter_with_an_alert_and_can_be_retr
         assert doc["channels"]["amazon"]["dead"] == 3
         assert ml.qty("MLM1") == 5  # one channel's dead push never blocks another
         amazon.always = None
-        status, body = await h.call("POST", "/api/dlq/retry", {})
+        _, body = await h.call("POST", "/api/dlq/retry", {})
         assert body == {"requeued": 3}
 
         async def landed() -> bool:

@@ -96,8 +96,8 @@ class Channel(Protocol):
 class TokenRecord:
     """OAuth tokens of one channel; `refresh_token` may rotate on every refresh (MercadoLibre)."""
 
-    refresh_token: str
-    access_token: str | None = None
+    refresh_token: str = field(repr=False)
+    access_token: str | None = field(default=None, repr=False)
     expires_at: datetime | None = None
 
 
