@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from syncd.capture.events import Event
 from syncd.capture.fetcher import NotificationFetcher
 from syncd.capture.poller import Poller
 from syncd.channels.base import Channel, Fetcher, WebhookReceiver
@@ -24,6 +25,7 @@ from syncd.push.worker import PushWorker
 from syncd.sdnotify import notify, watchdog_interval
 from syncd.service import Service, retry_policy_from
 from syncd.store import commands
+from syncd.store.apply import ingest
 from syncd.store.queries import Reader
 from syncd.store.stockcalc import PUSH_CHANNELS
 from syncd.store.tokens import DbTokenStore
@@ -90,6 +92,7 @@ class Daemon:
         self.admin_url = ""
         self.public_url = ""
         self._last_sweep = clock()
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         """Open the store, build the channels, start workers, schedules and listeners."""
@@ -114,6 +117,7 @@ class Daemon:
             self._tasks.append(asyncio.create_task(worker.run(), name=f"push-{worker.name}"))
         self._tasks.append(asyncio.create_task(self.fetcher.run(), name="fetcher"))
         self._start_scheduler(policy)
+        self._start_sqs(policy)
         await self._start_listeners()
         notify("READY=1")
         log.info("syncd started", channels=sorted(self.channels), admin=self.admin_url, public=self.public_url,
@@ -145,6 +149,22 @@ class Daemon:
             self.scheduler.add_job(notify, "interval", seconds=interval, args=["WATCHDOG=1"], id="watchdog",
                                    **defaults)
         self.scheduler.start()
+
+    def _start_sqs(self, policy: Any) -> None:
+        """Amazon ORDER_CHANGE by SQS long polling: push latency for a host with no public URL."""
+        cfg = self.settings.channels.amazon
+        if "amazon" not in self.channels or not cfg.enabled or not cfg.sqs_queue_url:
+            return
+        from syncd.channels.amazon.sqs import SqsNotificationConsumer
+
+        async def submit(events: list[Event]) -> object:
+            return await self.writer.submit(lambda tx: [ingest(tx, e, policy) for e in events])
+
+        async def consume() -> None:
+            async with SqsNotificationConsumer(cfg, self.clock) as consumer:
+                await consumer.run(submit, self._stopping)
+
+        self._tasks.append(asyncio.create_task(consume(), name="amazon-sqs"))
 
     async def _sweep(self) -> None:
         since, self._last_sweep = self._last_sweep, self.clock()
@@ -193,6 +213,7 @@ class Daemon:
     async def stop(self) -> None:
         """Stop listening, finish pushes in flight, drain the writer, close everything."""
         notify("STOPPING=1")
+        self._stopping.set()
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()

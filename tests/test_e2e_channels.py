@@ -1,7 +1,5 @@
-"""End to end over loopback: the real daemon, the MercadoLibre and 3PL simulators, a real SQLite file.
-
-Amazon is an in-memory channel here; tests/test_e2e_amazon.py drives the Amazon simulator.
-"""
+"""End to end over loopback: the real daemon against the Amazon, MercadoLibre and 3PL simulators,
+on a real SQLite file."""
 
 from __future__ import annotations
 
@@ -17,10 +15,11 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from syncd.capture.events import Event, OrderLineIn, OrderUpsert
-from syncd.config import MercadoLibreSettings, Settings, ThreePLSettings
+from syncd.config import AmazonSettings, MercadoLibreSettings, Settings, ThreePLSettings
 from syncd.daemon import Daemon
-from syncd.domain.models import OrderState
+from syncd.sandbox.amazon import AmazonSimulator
+from syncd.sandbox.amazon import SimConfig as AmazonSimConfig
+from syncd.sandbox.amazon_state import DEFAULT_PLANS
 from syncd.sandbox.common import OutageMode, SimServer
 from syncd.sandbox.mercadolibre import MercadoLibreSim, create_app
 from syncd.sandbox.mercadolibre_core import OPERATIONS, SimConfig
@@ -28,7 +27,6 @@ from syncd.sandbox.mercadolibre_notify import DeliveryFaults
 from syncd.sandbox.threepl import start as start_3pl
 from syncd.sandbox.threepl_state import ThreePLState
 from tests.conftest import make_settings
-from tests.fakes import MemoryChannel
 
 ML_SECRET = "ml-hook-secret-123"
 PAT = "pat-e2e-token"
@@ -41,7 +39,7 @@ class World:
     ml: MercadoLibreSim
     ml_server: SimServer
     tpl: ThreePLState
-    amazon: MemoryChannel
+    amazon_sim: AmazonSimulator
     items: dict[str, str]  # sku -> ML item id
     variations: dict[str, int]
     http: aiohttp.ClientSession
@@ -59,8 +57,14 @@ class World:
 
     async def synced(self) -> None:
         """Wait until the 3PL's counts reached both marketplaces and ML re-activated the item."""
-        await self.until(lambda: self.ml_qty("MUG") == 10 and self.amazon.qty("MUG-A") == 10
+        await self.until(lambda: self.ml_qty("MUG") == 10 and self.amazon_qty("MUG-A") == 10
                          and self.ml.market.get_item(self.items["MUG"]).status == "active")
+
+    def amazon_qty(self, seller_sku: str) -> int | None:
+        return self.amazon_sim.market.listings[seller_sku].mfn_quantity()
+
+    def amazon_sale(self, seller_sku: str, qty: int) -> str:
+        return self.amazon_sim.market.make_sale({"items": [{"sku": seller_sku, "qty": qty}]}).order_id
 
     def ml_qty(self, sku: str) -> int:
         item = self.ml.market.get_item(self.items[sku])
@@ -84,7 +88,7 @@ class World:
             conn.close()
 
 
-def _settings(tmp: Path, ml: MercadoLibreSim, ml_url: str, tpl_url: str) -> Settings:
+def _settings(tmp: Path, amazon: AmazonSimulator, ml: MercadoLibreSim, ml_url: str, tpl_url: str) -> Settings:
     s = make_settings(tmp, max_attempts=10_000, cap=0.2)
     s.channels.mercadolibre = MercadoLibreSettings(
         enabled=True, api_base=ml_url, token_url=f"{ml_url}/oauth/token", user_id=ml.config.user_id,
@@ -96,7 +100,9 @@ def _settings(tmp: Path, ml: MercadoLibreSim, ml_url: str, tpl_url: str) -> Sett
     s.channels.threepl = ThreePLSettings(
         enabled=True, api_base=tpl_url, api_token=SecretStr(PAT), webhook_secret=SecretStr(WHSEC),
         stock_poll_seconds=3600, orders_poll_seconds=3600, lag_threshold_seconds=3600)
-    s.channels.amazon.orders_poll_seconds = 0.3
+    s.channels.amazon = AmazonSettings(**amazon.client_settings(
+        rate_limits={"searchOrders": 20.0}, orders_poll_seconds=0.5, listings_poll_seconds=3600,
+        lag_threshold_seconds=5.0))
     return s
 
 
@@ -116,7 +122,13 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     tpl = ThreePLState(PAT, seed=7, retry_scale=0.001)
     tpl.seed([{"sku": "MUG", "on_hand": 10}, {"sku": "TEE-S", "on_hand": 5}, {"sku": "TEE-M", "on_hand": 6}])
     tpl_server = await start_3pl(tpl)
-    settings = _settings(tmp_path, ml, ml_server.url, tpl_server.url)
+    amazon_sim = AmazonSimulator(AmazonSimConfig(
+        consistency_delay=0.05, search_lag=0, notify_delay=0.01, notify_secret="amzn-hook-secret", retry_base=0.05,
+        plans={**DEFAULT_PLANS, "searchOrders": (20.0, 20)}), seed=11)
+    await amazon_sim.start()
+    for seller_sku, price in (("MUG-A", 12), ("TEE-M", 20)):
+        amazon_sim.market.seed_listing({"sku": seller_sku, "quantity": 0, "price": price})
+    settings = _settings(tmp_path, amazon_sim, ml, ml_server.url, tpl_server.url)
     catalog = ("sku,title,location,channel,external_id,variation_id,safety_buffer,cap,share\n"
                f"MUG,Mug,main,mercadolibre,{mug.id},,0,,\nMUG,Mug,main,amazon,MUG-A,,0,,\n"
                "MUG,Mug,main,threepl,MUG,,0,,\n"
@@ -131,22 +143,22 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     assert prep.service is not None
     await prep.service.import_catalog(catalog)
     await prep.stop()
-    amazon = MemoryChannel("amazon")
-    amazon.poll_resources = {"orders": 0.3}
-    daemon = Daemon(settings, channels={"amazon": amazon})
+    daemon = Daemon(settings)
     await daemon.start()
+    amazon_sim.market.config.notify_url = f"{daemon.public_url}/webhooks/amazon"
     ml.config.notify_url = f"{daemon.public_url}/webhooks/mercadolibre/{ML_SECRET}"
     tpl.webhooks.subscribe(f"{daemon.public_url}/webhooks/threepl", ["order.shipped"], secret=WHSEC)
     async with aiohttp.ClientSession() as http:
-        yield World(daemon, ml, ml_server, tpl, amazon, items, variations, http, settings.daemon.database)
+        yield World(daemon, ml, ml_server, tpl, amazon_sim, items, variations, http, settings.daemon.database)
         await daemon.stop()
+    await amazon_sim.stop()
     await ml.notifier.close()
     await ml_server.stop()
     await tpl_server.stop()
 
 
 async def test_threepl_count_rebases_on_hand_and_moves_both_marketplaces(world: World) -> None:
-    await world.until(lambda: world.ml_qty("MUG") == 10 and world.amazon.qty("MUG-A") == 10)
+    await world.until(lambda: world.ml_qty("MUG") == 10 and world.amazon_qty("MUG-A") == 10)
     await world.until(lambda: world.ml_qty("TEE-S") == 5 and world.ml_qty("TEE-M") == 6)
     await world.until(lambda: world.ml_qty("SET") == 5)  # kit follows its component
     product = await world.product("MUG")
@@ -156,7 +168,7 @@ async def test_threepl_count_rebases_on_hand_and_moves_both_marketplaces(world: 
 async def test_mercadolibre_sale_lowers_amazon_and_leaves_the_3pl_alone(world: World) -> None:
     await world.synced()
     world.ml.market.sale(world.items["MUG"], None, 2)
-    await world.until(lambda: world.amazon.qty("MUG-A") == 8, what="amazon lowered")
+    await world.until(lambda: world.amazon_qty("MUG-A") == 8, what="amazon lowered")
     await world.until(lambda: world.ml_qty("SET") == 4)
     assert world.tpl.item_by_sku("MUG").on_hand == 10  # nothing is pushed to the 3PL
     assert world.sql("SELECT COUNT(*) FROM outbox WHERE channel = 'threepl'") == [(0,)]
@@ -166,11 +178,10 @@ async def test_mercadolibre_sale_lowers_amazon_and_leaves_the_3pl_alone(world: W
 
 async def test_amazon_sale_lowers_the_mercadolibre_listing(world: World) -> None:
     await world.until(lambda: world.ml_qty("TEE-M") == 6)
-    now = datetime.now(UTC)
-    world.amazon.pending_events.append(Event(dedupe_key="amazon:order:111-1:1", source="amazon", body=OrderUpsert(
-        channel="amazon", order_id="111-1", state=OrderState.PAID, last_updated=now,
-        lines=[OrderLineIn(line_id="1", external_id="TEE-M", qty=4)])))
+    await world.until(lambda: world.amazon_qty("TEE-M") == 6)
+    world.amazon_sale("TEE-M", 4)
     await world.until(lambda: world.ml_qty("TEE-M") == 2)
+    assert world.tpl.item_by_sku("TEE-M").on_hand == 6  # the 3PL is untouched
 
 
 async def test_duplicate_and_out_of_order_order_updates_apply_once(world: World) -> None:
@@ -179,7 +190,7 @@ async def test_duplicate_and_out_of_order_order_updates_apply_once(world: World)
     order = world.ml.market.sale(world.items["MUG"], None, 1, status="payment_required")
     world.ml.clock.advance(1)
     world.ml.market.order_action(order.id, "pay")
-    await world.until(lambda: world.amazon.qty("MUG-A") == 9)
+    await world.until(lambda: world.amazon_qty("MUG-A") == 9)
     await asyncio.sleep(0.5)  # let every duplicate and late delivery land
     product = await world.product("MUG")
     assert (product["committed"], product["reserved"], product["available"]) == (1, 0, 9)
@@ -191,13 +202,13 @@ async def test_lost_notification_is_recovered_by_polling(world: World) -> None:
     await world.synced()
     world.ml.notifier.set_faults(DeliveryFaults(loss_probability=1.0, seed=1))
     world.ml.market.sale(world.items["MUG"], None, 3)
-    await world.until(lambda: world.amazon.qty("MUG-A") == 7, within=15)
+    await world.until(lambda: world.amazon_qty("MUG-A") == 7, within=15)
 
 
 async def test_threepl_shipment_moves_on_hand_once_and_releases_the_order(world: World) -> None:
     await world.synced()
     order = world.ml.market.sale(world.items["MUG"], None, 2)
-    await world.until(lambda: world.amazon.qty("MUG-A") == 8)
+    await world.until(lambda: world.amazon_qty("MUG-A") == 8)
     world.tpl.webhooks.set_faults(loss=0.0, duplicate=1.0, reorder_max_delay=0.0, seed=2)
     world.tpl.create_order(f"mercadolibre:{order.id}", [("MUG", 2)])
     world.tpl.ship(f"mercadolibre:{order.id}")
@@ -210,7 +221,7 @@ async def test_threepl_shipment_moves_on_hand_once_and_releases_the_order(world:
     await asyncio.sleep(0.3)  # the duplicate delivery arrives and changes nothing
     product = await world.product("MUG")
     assert (product["on_hand"], product["available"]) == (8, 8)
-    assert world.amazon.qty("MUG-A") == 8
+    assert world.amazon_qty("MUG-A") == 8
 
 
 async def test_webhooks_with_bad_secret_or_signature_get_401_and_change_nothing(world: World) -> None:
@@ -231,10 +242,8 @@ async def test_webhooks_with_bad_secret_or_signature_get_401_and_change_nothing(
 async def test_mercadolibre_outage_queues_pushes_then_drains_and_status_recovers(world: World) -> None:
     await world.synced()
     await world.ml.set_mode(OutageMode.REFUSE)
-    world.amazon.pending_events.append(Event(dedupe_key="amazon:order:222-2:1", source="amazon", body=OrderUpsert(
-        channel="amazon", order_id="222-2", state=OrderState.PAID, last_updated=datetime.now(UTC),
-        lines=[OrderLineIn(line_id="1", external_id="MUG-A", qty=3)])))
-    await world.until(lambda: world.sql("SELECT 1 FROM orders WHERE order_id = '222-2'"))
+    order_id = world.amazon_sale("MUG-A", 3)
+    await world.until(lambda: world.sql("SELECT 1 FROM orders WHERE order_id = ?", order_id))
 
     async def not_ok() -> bool:
         status, doc = await world.status()
@@ -257,10 +266,12 @@ async def test_access_token_expiry_mid_run_is_refreshed_and_the_rotated_token_is
     await world.synced()
     first = world.sql("SELECT refresh_token FROM tokens WHERE channel = 'mercadolibre'")
     world.ml.oauth.expire_access_tokens()
-    world.amazon.pending_events.append(Event(dedupe_key="amazon:order:333-3:1", source="amazon", body=OrderUpsert(
-        channel="amazon", order_id="333-3", state=OrderState.PAID, last_updated=datetime.now(UTC),
-        lines=[OrderLineIn(line_id="1", external_id="MUG-A", qty=1)])))
+    world.amazon_sim.market.config.token_lifetime = 0.5  # Amazon's access token expires mid-run too
+    world.amazon_sale("MUG-A", 1)
     await world.until(lambda: world.ml_qty("MUG") == 9)
+    await asyncio.sleep(0.6)
+    world.amazon_sale("MUG-A", 1)
+    await world.until(lambda: world.ml_qty("MUG") == 8)
     stored = world.sql("SELECT refresh_token FROM tokens WHERE channel = 'mercadolibre'")
     assert stored and stored != first
     assert stored[0][0] == world.ml.oauth.current_refresh_token  # what ML will accept next

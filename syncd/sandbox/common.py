@@ -102,7 +102,8 @@ class SimServer:
 
     async def start(self) -> None:
         """Listen; with port 0 the OS picks a free port, kept across restarts."""
-        self._runner = web.AppRunner(self.app, access_log=None)
+        # A short shutdown timeout: requests hung by the "timeout" outage must not hold a stop for 60 s.
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await self._listen()
 
@@ -122,6 +123,10 @@ class SimServer:
         if mode is OutageMode.REFUSE and previous is not OutageMode.REFUSE and self._site is not None:
             await self._site.stop()
             self._site = None
+            # Closing the socket refuses new connections; pooled keep-alive ones must drop too.
+            server = self._runner.server if self._runner is not None else None
+            for handler in list(getattr(server, "connections", [])):
+                handler.force_close()
         elif mode is not OutageMode.REFUSE and self._site is None and self._runner is not None:
             await self._listen()
 

@@ -263,6 +263,8 @@ def _shipped(conn: sqlite3.Connection, sku: str, location: str, ref: str) -> boo
 
 
 def _shipment(tx: Tx, body: Shipment) -> Result:
+    if (sku := resolve_sku(tx.conn, body.sku, "threepl")) != body.sku:
+        body = body.model_copy(update={"sku": sku})
     _product(tx.conn, body.sku)
     _location(tx.conn, body.location)
     ref = body.order_ref or body.ref
@@ -281,7 +283,21 @@ def _shipment(tx: Tx, body: Shipment) -> Result:
     return Result(Outcome.APPLIED, data={"moved": moved, "released_lines": released})
 
 
+def resolve_sku(conn: sqlite3.Connection, sku: str, source: str) -> str:
+    """A master SKU, or the SKU a channel calls it by (its listing's external id) mapped to one."""
+    if conn.execute("SELECT 1 FROM products WHERE sku = ?", (sku,)).fetchone():
+        return sku
+    row = conn.execute(
+        "SELECT DISTINCT sku FROM listings WHERE channel = ? AND external_id = ?", (source, sku)
+    ).fetchall()
+    if len(row) == 1:
+        return str(row[0][0])
+    raise Rejected(f"unknown SKU {sku!r}" + (f" (no {source} listing maps it)" if source != "manual" else ""))
+
+
 def _count(tx: Tx, body: StockCount, policy: Policy) -> Result:
+    if (sku := resolve_sku(tx.conn, body.sku, body.source)) != body.sku:
+        body = body.model_copy(update={"sku": sku})
     product = _product(tx.conn, body.sku)
     if product["is_kit"]:
         raise Rejected(f"{body.sku} is a kit: count its components instead")
