@@ -33,6 +33,7 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
     )
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
