@@ -39,7 +39,8 @@ class Schedule:
     def scaled(self, factor: float) -> Schedule:
         """Every moment multiplied by `factor` (a 30 s test run sees the whole story)."""
         lo, hi = self.sale_interval
-        return Schedule(self.buyers_from * factor, self.flash_sale * factor, self.price_change * factor, self.receipt * factor,
+        return Schedule(self.buyers_from * factor, self.flash_sale * factor, self.price_change * factor,
+                        self.receipt * factor,
                         self.cancellation * factor, self.outage * factor, self.outage_length * factor,
                         (lo * max(factor, 0.2), hi * max(factor, 0.2)))
 
