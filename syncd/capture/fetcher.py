@@ -50,29 +50,33 @@ class NotificationFetcher:
                     await asyncio.wait_for(self._wake.wait(), 2.0)
 
     async def drain(self) -> bool:
-        """Fetch what is pending once; True when every pending pointer was resolved."""
-        rows = await self.reader.pending_notifications()
-        progressed = False
+        """Fetch what is pending once; True when something was resolved.
+
+        Pointers to the same resource are resolved by one fetch: during a burst a marketplace sends
+        many notifications for one item, and its current state answers all of them.
+        """
+        rows = await self.reader.pending_notifications(limit=200)
+        groups: dict[tuple[str, str, str], list[dict[str, object]]] = {}
         for row in rows:
-            event = EVENT_ADAPTER.validate_json(row["payload"])
-            body = event.body
+            body = EVENT_ADAPTER.validate_json(str(row["payload"])).body
             assert isinstance(body, Notification)
-            fetcher = self.fetchers.get(body.channel)
-            if fetcher is None:
-                continue
-            inbox_id, policy = row["id"], self.policy
+            if body.channel in self.fetchers:
+                groups.setdefault((body.channel, body.topic, body.resource), []).append(row)
+        progressed = False
+        for (channel, topic, resource), members in groups.items():
+            ids = [int(str(m["id"])) for m in members]
             try:
-                events = await fetcher.fetch(body.topic, body.resource)
+                events = await self.fetchers[channel].fetch(topic, resource)
             except ChannelError as err:
-                give_up = isinstance(err, Permanent) or row["attempts"] + 1 >= MAX_FETCH_ATTEMPTS
+                give_up = isinstance(err, Permanent) or int(str(members[0]["attempts"])) + 1 >= MAX_FETCH_ATTEMPTS
                 message = f"{type(err).__name__}: {err}"
-                await self.writer.submit(partial(commands.notification_failed, inbox_id=inbox_id, error=message,
+                await self.writer.submit(partial(commands.notification_failed, inbox_ids=ids, error=message,
                                                  give_up=give_up))
                 continue
-            await self.writer.submit(partial(commands.resolve_notification, inbox_id=inbox_id, events=events,
-                                             policy=policy))
+            await self.writer.submit(partial(commands.resolve_notification, inbox_ids=ids, events=events,
+                                             policy=self.policy))
             progressed = True
-        return progressed and len(rows) > 0
+        return progressed
 
     def stop(self) -> None:
         """Stop after the current round."""

@@ -123,10 +123,11 @@ class SimServer:
         if mode is OutageMode.REFUSE and previous is not OutageMode.REFUSE and self._site is not None:
             await self._site.stop()
             self._site = None
-            # Closing the socket refuses new connections; pooled keep-alive ones must drop too.
+            # Closing the socket refuses new connections; pooled keep-alive ones must drop too, a
+            # moment later, so that a control request that switched the mode still gets its answer.
             server = self._runner.server if self._runner is not None else None
-            for handler in list(getattr(server, "connections", [])):
-                handler.force_close()
+            handlers = list(getattr(server, "connections", []))
+            asyncio.get_running_loop().call_later(0.1, lambda: [h.force_close() for h in handlers])
         elif mode is not OutageMode.REFUSE and self._site is None and self._runner is not None:
             await self._listen()
 

@@ -233,6 +233,8 @@ def _order(tx: Tx, body: OrderUpsert) -> Result:
     )
     ref = f"{body.channel}:{body.order_id}"
     shipped: dict[tuple[str, str], int] = {}
+    # (listing, ordered units, previous line state) once per channel line, for _follow_marketplace.
+    resolved_lines: dict[tuple[str, int], tuple[int, LineState | None]] = {}
     for line_id, sku, kit_sku, location, qty, listing_id in resolved:
         old = tx.conn.execute(
             "SELECT state FROM order_lines WHERE channel = ? AND order_id = ? AND line_id = ? AND sku = ?",
@@ -248,12 +250,41 @@ def _order(tx: Tx, body: OrderUpsert) -> Result:
             " qty = excluded.qty",
             (body.channel, body.order_id, line_id, sku, kit_sku, location, qty, line_state.value, listing_id),
         )
+        units = qty // _kit_part_qty(tx.conn, kit_sku, sku) if kit_sku else qty
+        resolved_lines.setdefault((line_id, listing_id), (units, old_state))
         if ships_now(old_state, line_state) and old_state is not LineState.CANCELLED:
             shipped[(sku, location)] = shipped.get((sku, location), 0) + qty
     for (sku, location), qty in shipped.items():
         _move(tx, sku, location, -qty, MovementReason.SHIPMENT, ref, iso(body.last_updated))
+    _follow_marketplace(tx, resolved_lines, new_state)
     refresh(tx, {sku for _, sku, *_ in resolved})
     return Result(Outcome.APPLIED, data={"state": body.state.value})
+
+
+def _kit_part_qty(conn: sqlite3.Connection, kit_sku: str, component: str) -> int:
+    row = conn.execute(
+        "SELECT qty FROM kit_components WHERE kit_sku = ? AND component_sku = ?", (kit_sku, component)
+    ).fetchone()
+    return int(row[0]) if row else 1
+
+
+def _follow_marketplace(
+    tx: Tx, lines: dict[tuple[str, int], tuple[int, LineState | None]], new_state: LineState
+) -> None:
+    """Track what the selling listing now shows: a marketplace takes sold units off its own listing
+    (and gives them back on cancellation), so syncd need not push that change to it again."""
+    for (_, listing_id), (units, old_state) in lines.items():
+        if old_state is None and new_state is not LineState.CANCELLED:
+            delta = -units
+        elif old_state in (LineState.RESERVED, LineState.COMMITTED) and new_state is LineState.CANCELLED:
+            delta = units
+        else:
+            continue
+        tx.conn.execute(
+            "UPDATE pushed SET value = CAST(MAX(0, CAST(value AS INTEGER) + ?) AS TEXT), at = ?"
+            " WHERE listing_id = ? AND field = 'quantity'",
+            (delta, iso(tx.now), listing_id),
+        )
 
 
 def _shipped(conn: sqlite3.Connection, sku: str, location: str, ref: str) -> bool:
@@ -391,12 +422,8 @@ def _judge_drift(tx: Tx, listing: sqlite3.Row, body: ListingObservation, policy:
     ).fetchone()
     if pushed is None or (parse(pushed["at"]) or tx.now) > body.at - policy.observation_grace:
         return Result(Outcome.APPLIED, "too soon after a push to judge")
-    sold = tx.conn.execute(
-        "SELECT COALESCE(SUM(l.qty), 0) FROM order_lines l JOIN orders o USING (channel, order_id)"
-        " WHERE l.listing_id = ? AND o.recorded > ? AND l.kit_sku IS NULL",
-        (listing["id"], pushed["at"]),
-    ).fetchone()[0]
-    expected = max(0, int(pushed["value"]) - sold)
+    # `pushed` already follows the listing's own sales (see _follow_marketplace).
+    expected = int(pushed["value"])
     if body.quantity == expected:
         return Result(Outcome.APPLIED, data={"expected": expected})
     # The channel shows something we did not cause: forget the confirmation so the target is re-pushed.

@@ -127,25 +127,26 @@ def ingest_poll(
     return PollOutcome(results)
 
 
-def resolve_notification(tx: Tx, inbox_id: int, events: Iterable[Event], policy: Policy) -> PollOutcome:
-    """Apply what a fetched pointer resolved to and mark the pointer done."""
+def resolve_notification(tx: Tx, inbox_ids: list[int], events: Iterable[Event], policy: Policy) -> PollOutcome:
+    """Apply what fetched pointers resolved to and mark the pointers done."""
     results = [ingest(tx, event, policy) for event in events]
-    tx.conn.execute(
+    tx.conn.executemany(
         "UPDATE inbox SET state = 'applied', applied_at = ?, attempts = attempts + 1 WHERE id = ?",
-        (iso(tx.now), inbox_id),
+        [(iso(tx.now), inbox_id) for inbox_id in inbox_ids],
     )
     return PollOutcome(results)
 
 
-def notification_failed(tx: Tx, inbox_id: int, error: str, give_up: bool) -> None:
-    """Count a failed fetch; after too many the pointer is kept as failed, with an alert."""
-    tx.conn.execute(
+def notification_failed(tx: Tx, inbox_ids: list[int], error: str, give_up: bool) -> None:
+    """Count a failed fetch; after too many the pointers are kept as failed, with an alert."""
+    tx.conn.executemany(
         "UPDATE inbox SET attempts = attempts + 1, error = ?, state = CASE WHEN ? THEN 'failed' ELSE state END"
         " WHERE id = ?",
-        (error[:500], give_up, inbox_id),
+        [(error[:500], give_up, inbox_id) for inbox_id in inbox_ids],
     )
     if give_up:
-        raise_alert(tx, AlertKind.UNKNOWN_LISTING, f"inbox:{inbox_id}", f"could not fetch notification: {error[:200]}")
+        raise_alert(tx, AlertKind.UNKNOWN_LISTING, f"inbox:{inbox_ids[0]}",
+                    f"could not fetch notification: {error[:200]}", detail={"inbox_ids": inbox_ids})
 
 
 def _channel_row(tx: Tx, channel: str) -> Any:
