@@ -8,6 +8,7 @@ import importlib
 import signal
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from syncd.capture.events import Event
 from syncd.capture.fetcher import NotificationFetcher
+from syncd.capture.pace import PUSHED_RESOURCES, Pace
 from syncd.capture.poller import Poller
 from syncd.channels.base import Channel, Fetcher, WebhookReceiver
 from syncd.channels.http import CallStats
@@ -93,6 +95,9 @@ class Daemon:
         self.public_url = ""
         self._last_sweep = clock()
         self._stopping = asyncio.Event()
+        # When each channel last delivered something by push (webhook or SQS): paces the pollers.
+        self.deliveries: dict[str, datetime] = {}
+        self.pollers: dict[tuple[str, str], Poller] = {}
 
     async def start(self) -> None:
         """Open the store, build the channels, start workers, schedules and listeners."""
@@ -137,10 +142,14 @@ class Daemon:
         defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
         for name, channel in self.channels.items():
             cfg = getattr(self.settings.channels, name, None)
+            pushes = hasattr(channel, "authenticate") or (name == "amazon" and bool(getattr(cfg, "sqs_queue_url", "")))
             for resource, seconds in poll_plan(channel, cfg).items():
-                poller = Poller(channel, resource, self.writer, self.reader, policy)
+                pace = Pace(seconds, pushed=pushes and resource in PUSHED_RESOURCES)
+                poller = Poller(channel, resource, self.writer, self.reader, policy, pace,
+                                partial(self.deliveries.get, name), self.clock)
+                self.pollers[(name, resource)] = poller
                 # First run right away so status has a real last_success soon after start-up.
-                self.scheduler.add_job(poller.run, "interval", seconds=seconds, jitter=min(5.0, seconds / 10),
+                self.scheduler.add_job(poller.run, "interval", seconds=pace.tick, jitter=min(5.0, pace.tick / 10),
                                        next_run_time=datetime.now(UTC), id=f"poll:{name}:{resource}", **defaults)
         self.scheduler.add_job(self._sweep, "interval", seconds=self.settings.daemon.reservation_sweep_seconds,
                                id="sweep-holds", **defaults)
@@ -158,7 +167,9 @@ class Daemon:
         from syncd.channels.amazon.sqs import SqsNotificationConsumer
 
         async def submit(events: list[Event]) -> object:
-            return await self.writer.submit(lambda tx: [ingest(tx, e, policy) for e in events])
+            result = await self.writer.submit(lambda tx: [ingest(tx, e, policy) for e in events])
+            self.deliveries["amazon"] = self.clock()
+            return result
 
         async def consume() -> None:
             async with SqsNotificationConsumer(cfg, self.clock) as consumer:
@@ -178,7 +189,7 @@ class Daemon:
             n: c for n, c in self.channels.items() if hasattr(c, "authenticate")  # type: ignore[misc]
         }
         public = create_public_app(receivers, self.writer, self.service.policy,
-                                   self.settings.daemon.max_webhook_bytes, self.clock)
+                                   self.settings.daemon.max_webhook_bytes, self.clock, self._delivered)
         self.admin_url = await self._serve(admin, self.settings.daemon.admin_listen)
         self.public_url = await self._serve(public, self.settings.daemon.public_listen)
 
@@ -193,6 +204,9 @@ class Daemon:
         sockets = getattr(server, "sockets", None) or []
         actual = sockets[0].getsockname()[1] if sockets else port
         return f"http://{host}:{actual}"
+
+    def _delivered(self, channel: str) -> None:
+        self.deliveries[channel] = self.clock()
 
     def call_stats(self) -> dict[str, CallStats]:
         """Per-channel API call counters, where the adapter keeps them."""

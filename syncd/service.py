@@ -146,13 +146,15 @@ class Service:
             verdict = judge_channel(ChannelFacts(
                 last_success=facts["last_success"], started_at=self.started_at,
                 consecutive_failures=facts["consecutive_failures"], oldest_pending=facts["oldest_pending"],
-                lag_threshold_seconds=threshold, down_after_failures=down_after), now)
+                lag_threshold_seconds=threshold, down_after_failures=down_after,
+                unmatched_since=facts["unmatched_since"]), now)
             channels[name] = {
                 "state": verdict.state.value,
                 "last_success": facts["last_success"].isoformat() if facts["last_success"] else None,
                 "lag_seconds": round(verdict.lag_seconds, 3),
                 "queue_depth": facts["queue_depth"],
                 "oldest_pending_seconds": round(verdict.oldest_pending_seconds, 3),
+                "unmatched_seconds": round(verdict.unmatched_seconds, 3),
                 "consecutive_failures": facts["consecutive_failures"],
                 "dead": facts["dead"],
                 "last_error": facts["last_error"],

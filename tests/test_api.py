@@ -176,3 +176,53 @@ async def test_explain_shows_count_movements_holds_and_pushes(harness: Harness) 
     assert [m["ref"] for m in pool["movements_since_count"]] == ["PO-7"]
     assert [r["qty"] for r in product["explain"]["reservations"]] == [3]
     assert product["available"] == 9
+
+
+async def test_oversell_raises_an_alert_naming_the_orders_and_pushes_zero_everywhere(harness: Harness) -> None:
+    from datetime import UTC, datetime
+
+    from syncd.capture.events import Event, OrderLineIn, OrderUpsert
+    from syncd.domain.models import OrderState
+    from syncd.store.apply import ingest
+
+    await harness.count("MUG", 3)
+    daemon = harness.daemon
+    assert daemon.service is not None
+    policy = daemon.service.policy
+    for channel, external, order in (("amazon", "MUG-A", "A-1"), ("mercadolibre", "MLM1", "M-1")):
+        event = Event(dedupe_key=f"{channel}:{order}", source=channel, body=OrderUpsert(
+            channel=channel, order_id=order, state=OrderState.PAID, last_updated=datetime.now(UTC),
+            lines=[OrderLineIn(line_id="1", external_id=external, qty=2)]))
+        await daemon.writer.submit(lambda tx, e=event: ingest(tx, e, policy))
+    product = await harness.product("MUG")
+    assert (product["committed"], product["available"]) == (4, 0)
+    _, alerts = await harness.call("GET", "/api/alerts")
+    [oversell] = [a for a in alerts if a["kind"] == "oversell"]
+    assert oversell["detail"]["oversold_by"] == 1
+    assert set(oversell["detail"]["orders"]) <= {"amazon:A-1", "mercadolibre:M-1"}
+    assert oversell["detail"]["orders"]
+    amazon, ml = harness.channels["amazon"], harness.channels["mercadolibre"]
+
+    async def zero_everywhere() -> bool:
+        return amazon.qty("MUG-A") == 0 and ml.qty("MLM1") == 0 and ml.qty("MLM3") == 0
+
+    await wait_for(zero_everywhere)
+
+
+async def test_reservation_lapses_after_its_ttl_and_the_unit_is_sellable_again(harness: Harness) -> None:
+    await harness.count("MUG", 2)
+    status, _ = await harness.call("POST", "/api/reservations", {"sku": "MUG", "qty": 2, "ttl_seconds": 1})
+    assert status == 201
+    assert (await harness.product("MUG"))["available"] == 0
+
+    async def lapsed() -> bool:
+        return (await harness.product("MUG"))["available"] == 2
+
+    await wait_for(lapsed, within=10)  # the sweep recomputes once the hold has expired
+
+
+async def test_loopback_admin_refuses_a_foreign_host_header(harness: Harness) -> None:
+    status, _ = await harness.call("GET", "/status", headers={"Host": "evil.example:8781"})
+    assert status == 403
+    status, _ = await harness.call("GET", "/status", headers={"Host": "localhost"})
+    assert status in (200, 503)

@@ -92,3 +92,16 @@ def test_backoff_is_capped_jittered_and_never_earlier_than_retry_after(attempts,
     else:
         assert d <= cap
         assert d >= min(cap, base * 2 ** min(attempts, 62)) * 0.5 - 1e-9
+
+
+def test_channel_is_lagging_while_a_listing_has_not_matched_its_target_past_the_threshold():
+    from syncd.domain.status import ChannelFacts, judge_channel
+
+    now = T0 + timedelta(hours=1)
+    facts = ChannelFacts(last_success=now, started_at=T0, consecutive_failures=0, oldest_pending=None,
+                         lag_threshold_seconds=300, down_after_failures=5,
+                         unmatched_since=now - timedelta(seconds=400))
+    verdict = judge_channel(facts, now)
+    assert verdict.state.value == "lagging" and verdict.unmatched_seconds == 400
+    fresh = judge_channel(ChannelFacts(now, T0, 0, None, 300, 5, now - timedelta(seconds=10)), now)
+    assert fresh.state.value == "ok"

@@ -276,3 +276,13 @@ async def test_access_token_expiry_mid_run_is_refreshed_and_the_rotated_token_is
     assert stored and stored != first
     assert stored[0][0] == world.ml.oauth.current_refresh_token  # what ML will accept next
 
+
+
+async def test_orders_backstop_polls_less_while_webhooks_flow(world: World) -> None:
+    await world.synced()
+    poller = world.daemon.pollers[("mercadolibre", "orders")]
+    assert poller.pace is not None and poller.pace.pushed
+    quiet = poller.pace.interval(datetime.now(UTC), None)
+    world.ml.market.sale(world.items["MUG"], None, 1)
+    await world.until(lambda: world.daemon.deliveries.get("mercadolibre") is not None)
+    assert poller.pace.interval(datetime.now(UTC), world.daemon.deliveries["mercadolibre"]) == 4 * quiet

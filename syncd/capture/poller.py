@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import structlog
 
+from syncd.capture.pace import Pace
 from syncd.channels.base import Channel, ChannelError
 from syncd.store import commands
 from syncd.store.apply import Policy
@@ -18,16 +21,43 @@ log = structlog.get_logger(__name__)
 class Poller:
     """Runs one poll of (channel, resource) when the scheduler calls it."""
 
-    def __init__(self, channel: Channel, resource: str, writer: Writer, reader: Reader, policy: Policy) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        resource: str,
+        writer: Writer,
+        reader: Reader,
+        policy: Policy,
+        pace: Pace | None = None,
+        last_delivery: Callable[[], datetime | None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.channel = channel
         self.resource = resource
         self.writer = writer
         self.reader = reader
         self.policy = policy
+        self.pace = pace
+        self.last_delivery = last_delivery
+        self.clock = clock
+        self.last_run: datetime | None = None
+        self.polls = 0
         self._failing = False
 
+    def due(self) -> bool:
+        """Whether the pace wants a poll now (the scheduler ticks at the shortest interval)."""
+        if self.pace is None or self.last_run is None:
+            return True
+        now = self.clock()
+        # A little slack so a tick that lands a hair early does not skip a whole interval.
+        return (now - self.last_run).total_seconds() >= self.pace.interval(now, self.last_delivery()) * 0.95
+
     async def run(self) -> None:
-        """One poll; failures are recorded on the channel and logged once until it recovers."""
+        """One poll if due; failures are recorded on the channel and logged once until it recovers."""
+        if not self.due():
+            return
+        self.last_run = self.clock()
+        self.polls += 1
         name, resource = self.channel.name, self.resource
         facts = await self.reader.rows("SELECT cursors FROM channel_state WHERE channel = ?", (name,))
         cursor = json.loads(facts[0]["cursors"]).get(resource) if facts else None

@@ -18,6 +18,8 @@ class ChannelFacts:
     oldest_pending: datetime | None
     lag_threshold_seconds: float
     down_after_failures: int
+    # Since when a listing has shown something other than its confirmed target (read-back).
+    unmatched_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,7 @@ class ChannelVerdict:
     state: ChannelHealth
     lag_seconds: float
     oldest_pending_seconds: float
+    unmatched_seconds: float = 0.0
 
 
 def judge_channel(facts: ChannelFacts, now: datetime) -> ChannelVerdict:
@@ -38,10 +41,11 @@ def judge_channel(facts: ChannelFacts, now: datetime) -> ChannelVerdict:
     since = facts.last_success or facts.started_at
     lag = max(0.0, (now - since).total_seconds())
     pending = max(0.0, (now - facts.oldest_pending).total_seconds()) if facts.oldest_pending else 0.0
+    unmatched = max(0.0, (now - facts.unmatched_since).total_seconds()) if facts.unmatched_since else 0.0
     if facts.consecutive_failures >= facts.down_after_failures:
         state = ChannelHealth.DOWN
-    elif max(lag, pending) > facts.lag_threshold_seconds:
+    elif max(lag, pending, unmatched) > facts.lag_threshold_seconds:
         state = ChannelHealth.LAGGING
     else:
         state = ChannelHealth.OK
-    return ChannelVerdict(state=state, lag_seconds=lag, oldest_pending_seconds=pending)
+    return ChannelVerdict(state=state, lag_seconds=lag, oldest_pending_seconds=pending, unmatched_seconds=unmatched)

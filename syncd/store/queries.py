@@ -177,7 +177,17 @@ class Reader:
             " MIN(created_at) FILTER (WHERE state = 'pending') AS oldest FROM outbox WHERE channel = ?",
             (channel,),
         ) or {}
+        # A listing read back after its confirmed push, still not showing it, with nothing queued to fix it.
+        unmatched = await self.one(
+            "SELECT MIN(MAX(COALESCE(l.matched_at, ''), p.at)) AS since FROM listings l"
+            " JOIN pushed p ON p.listing_id = l.id AND p.field = 'quantity'"
+            " WHERE l.channel = ? AND l.managed = 1 AND l.observed_qty IS NOT NULL"
+            " AND l.observed_qty != l.target_qty AND l.observed_at > p.at AND CAST(p.value AS INTEGER) = l.target_qty"
+            " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.listing_id = l.id AND o.field = 'quantity')",
+            (channel,),
+        ) or {}
         return {
+            "unmatched_since": parse(unmatched.get("since")),
             "last_success": parse(state.get("last_success")),
             "last_error": state.get("last_error"),
             "consecutive_failures": state.get("consecutive_failures", 0),

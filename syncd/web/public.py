@@ -20,6 +20,7 @@ RECEIVERS: web.AppKey[Mapping[str, WebhookReceiver]] = web.AppKey("receivers")
 WRITER: web.AppKey[Writer] = web.AppKey("writer", Writer)
 POLICY: web.AppKey[Policy] = web.AppKey("policy", Policy)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+ON_DELIVERY: web.AppKey[Callable[[str], None]] = web.AppKey("on_delivery")
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -41,6 +42,7 @@ async def webhook(request: web.Request) -> web.Response:
     writer, policy = request.app[WRITER], request.app[POLICY]
     # Shield: a client that hangs up must not cancel a write the writer has already taken.
     results = await asyncio.shield(writer.submit(lambda tx: [ingest(tx, e, policy) for e in events]))
+    request.app[ON_DELIVERY](channel)
     return web.json_response({"accepted": len(events), "outcomes": [r.outcome.value for r in results]})
 
 
@@ -50,6 +52,7 @@ def create_public_app(
     policy: Policy,
     max_body: int,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_delivery: Callable[[str], None] = lambda channel: None,
 ) -> web.Application:
     """Build the webhook-only application."""
     app = web.Application(middlewares=[json_errors], client_max_size=max_body)
@@ -57,6 +60,7 @@ def create_public_app(
     app[WRITER] = writer
     app[POLICY] = policy
     app[CLOCK] = clock
+    app[ON_DELIVERY] = on_delivery
     app.router.add_post("/webhooks/{channel}", webhook)
     app.router.add_post("/webhooks/{channel}/{secret}", webhook)
     return app
