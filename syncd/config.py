@@ -74,6 +74,9 @@ class StockSettings(_Section):
     # |drift| at or above this raises an alert.
     drift_alert_threshold: int = Field(default=2, ge=1)
     default_reservation_ttl_seconds: int = Field(default=900, gt=0)
+    # A listing showing what syncd did not cause is re-pushed only if that lasts this long (a sale's
+    # notification may trail the marketplace's own quantity change).
+    observation_grace_seconds: float = Field(default=120.0, ge=0)
 
 
 class LocationSettings(_Section):

@@ -144,7 +144,8 @@ class Daemon:
             cfg = getattr(self.settings.channels, name, None)
             pushes = hasattr(channel, "authenticate") or (name == "amazon" and bool(getattr(cfg, "sqs_queue_url", "")))
             for resource, seconds in poll_plan(channel, cfg).items():
-                pace = Pace(seconds, pushed=pushes and resource in PUSHED_RESOURCES)
+                ceiling = cfg.lag_threshold_seconds / 2 if cfg is not None else None
+                pace = Pace(seconds, pushed=pushes and resource in PUSHED_RESOURCES, ceiling=ceiling)
                 poller = Poller(channel, resource, self.writer, self.reader, policy, pace,
                                 partial(self.deliveries.get, name), self.clock)
                 self.pollers[(name, resource)] = poller

@@ -96,7 +96,7 @@ class Sandbox:
             "fba": LocationSettings(name="Amazon FBA", kind="fba", sources=["amazon", "manual"]),
         }
         fast = {"orders_poll_seconds": 10.0, "stock_poll_seconds": 20.0, "listings_poll_seconds": 60.0,
-                "lag_threshold_seconds": 15.0, "down_after_failures": 4}
+                "lag_threshold_seconds": 30.0, "down_after_failures": 4}
         s.channels.amazon = AmazonSettings(**self.amazon.client_settings(
             fba_location="fba", rate_limits={"searchOrders": 0.2}, **fast))
         self.amazon.market.config.plans["searchOrders"] = (0.2, 5)

@@ -27,6 +27,7 @@ def policy_from(settings: Settings) -> Policy:
     return Policy(
         authority_window=timedelta(seconds=settings.stock.authority_window_seconds),
         drift_alert_threshold=settings.stock.drift_alert_threshold,
+        observation_grace=timedelta(seconds=settings.stock.observation_grace_seconds),
     )
 
 

@@ -6,6 +6,7 @@ Screenshots land in docs/board-*.png. Needs Debian's chromium at /usr/bin/chromi
 from __future__ import annotations
 
 import random
+import re
 import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -208,3 +209,38 @@ async def test_live_refresh_waits_while_a_form_is_being_filled(harness: Harness,
     await qty.fill("")
     await page.locator("h1").click()  # move focus off the form
     await expect(page.locator('[data-figure="available"]')).to_have_text("10")
+
+
+async def test_the_demo_starts_and_its_board_shows_live_sales_and_the_outage(browser: Any) -> None:
+    import asyncio
+    import os
+    import sys
+
+    from tests.test_cli import ROOT, free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "syncd", "demo", "--duration", "45", "--port", str(port), cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        page = await browser.new_page(viewport=DESKTOP)
+        page.set_default_timeout(30_000)
+        for _ in range(100):  # the demo takes a moment to start its simulators
+            try:
+                await page.goto(f"http://127.0.0.1:{port}/")
+                break
+            except playwright.Error:
+                await page.wait_for_timeout(200)
+        await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+        tile = page.locator('[data-channel="mercadolibre"]').first
+        # The outage (18 s in, scaled) turns MercadoLibre's tile lagging or down, live, without a reload.
+        await expect(tile).to_contain_text(re.compile("Lagging|Down"), timeout=40_000)
+        await page.screenshot(path=str(DOCS / "demo-outage.png"), full_page=True)
+        await page.goto(f"http://127.0.0.1:{port}/orders")
+        await expect(page.locator("body")).to_contain_text("amazon")
+        await expect(page.locator("body")).to_contain_text("mercadolibre")
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == 0

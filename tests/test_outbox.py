@@ -164,3 +164,40 @@ async def test_restart_resumes_the_queue(tmp_path: Path) -> None:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_listing_drift_is_repaired_only_when_it_persists(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from syncd.capture.events import Event, ListingObservation
+    from syncd.store.apply import ingest
+
+    settings = make_settings(tmp_path)
+    settings.stock.observation_grace_seconds = 60
+    amazon, ml = MemoryChannel("amazon"), MemoryChannel("mercadolibre")
+    h = await start_harness(tmp_path, settings=settings, channels={"amazon": amazon, "mercadolibre": ml})
+    try:
+        await h.count("MUG", 10)
+        await wait_for(lambda: _true(ml.qty("MLM1") == 10))
+        assert h.daemon.service is not None
+        policy = h.daemon.service.policy
+        t0 = datetime.now(UTC)
+
+        async def observe(qty: int, at: datetime, key: str) -> None:
+            event = Event(dedupe_key=key, source="mercadolibre", body=ListingObservation(
+                channel="mercadolibre", external_id="MLM1", quantity=qty, at=at))
+            await h.daemon.writer.submit(lambda tx: ingest(tx, event, policy))
+
+        pushes_before = len([v for v in ml.history if v[0] == "MLM1"])
+        await observe(4, t0, "obs-1")  # someone changed it by hand on MercadoLibre...
+        await asyncio.sleep(0.2)
+        assert len([v for v in ml.history if v[0] == "MLM1"]) == pushes_before  # only noted, not re-pushed
+        _, alerts = await h.call("GET", "/api/alerts")
+        assert not [a for a in alerts if a["kind"] == "drift" and a["channel"] == "mercadolibre"]
+        await observe(4, t0 + timedelta(seconds=61), "obs-2")  # ...and it is still wrong a minute later
+        await wait_for(lambda: _true([v for v in ml.history if v[0] == "MLM1"][-2:] == [
+            ("MLM1", None, "quantity", "10"), ("MLM1", None, "quantity", "10")]))
+        _, alerts = await h.call("GET", "/api/alerts")
+        assert [a for a in alerts if a["kind"] == "drift" and a["channel"] == "mercadolibre"]
+    finally:
+        await stop_harness(h)

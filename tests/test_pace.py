@@ -20,3 +20,9 @@ def test_push_resources_poll_less_while_push_is_healthy_and_more_once_it_is_quie
 def test_resources_without_push_keep_their_interval() -> None:
     pace = Pace(base=300, pushed=False)
     assert pace.interval(NOW, NOW) == 300 == pace.tick
+
+
+def test_a_relaxed_pace_never_waits_past_half_the_lag_threshold() -> None:
+    pace = Pace(base=120, pushed=True, ceiling=150)
+    assert pace.interval(NOW, NOW) == 150
+    assert Pace(base=120, pushed=True, ceiling=60).interval(NOW, NOW) == 120  # never below the base

@@ -18,6 +18,9 @@ class Pace:
     healthy_factor: float = 2.0  # poll this much less often while push is healthy
     quiet_factor: float = 0.5  # and this much more often once it has gone quiet
     quiet_after_bases: float = 3.0  # push counts as quiet after this many base intervals without a delivery
+    # Never wait longer than this between polls: polls are what keep "last success" honest, so the
+    # slowest pace must stay well inside the channel's lag threshold.
+    ceiling: float | None = None
 
     @property
     def tick(self) -> float:
@@ -29,5 +32,6 @@ class Pace:
         if not self.pushed:
             return self.base
         if last_delivery is not None and (now - last_delivery).total_seconds() < self.base * self.quiet_after_bases:
-            return self.base * self.healthy_factor
+            relaxed = self.base * self.healthy_factor
+            return min(relaxed, max(self.base, self.ceiling)) if self.ceiling is not None else relaxed
         return self.base * self.quiet_factor

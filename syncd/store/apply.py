@@ -344,12 +344,13 @@ def _count(tx: Tx, body: StockCount, policy: Policy) -> Result:
     ]
     verdict = judge_count(body.source, body.as_of, sources, history, policy.authority_window)
     on_hand = _ensure_stock(tx.conn, body.sku, body.location)
-    drift = None
+    drift, first = None, False
     if verdict is CountVerdict.ACCEPTED:
         after = [r[0] for r in tx.conn.execute(
             "SELECT delta FROM ledger WHERE sku = ? AND location = ? AND at > ? AND reason != 'count'",
             (body.sku, body.location, iso(body.as_of)))]
         drift = rebased_on_hand(body.qty, after) - on_hand
+        first = not any(h.source for h in history)
     cur = tx.conn.execute(
         "INSERT INTO counts(sku, location, qty, as_of, source, verdict, drift, recorded)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -360,7 +361,8 @@ def _count(tx: Tx, body: StockCount, policy: Policy) -> Result:
     assert drift is not None
     if drift:
         _move(tx, body.sku, body.location, drift, MovementReason.COUNT, f"count:{cur.lastrowid}", iso(body.as_of))
-        if abs(drift) >= policy.drift_alert_threshold:
+        # The first count of a pool sets its stock; only later disagreements are drift worth an alert.
+        if abs(drift) >= policy.drift_alert_threshold and not first:
             raise_alert(tx, AlertKind.DRIFT, f"{body.sku}@{body.location}",
                         f"{body.sku} at {body.location}: count by {body.source} moved on hand by {drift:+d}",
                         sku=body.sku, detail={"drift": drift, "source": body.source, "count": body.qty})
@@ -411,22 +413,34 @@ def _observation(tx: Tx, body: ListingObservation, policy: Policy) -> Result:
     if body.quantity is None or not listing["managed"] or listing["channel"] not in PUSH_CHANNELS:
         return Result(Outcome.APPLIED)
     if body.quantity == listing["target_qty"]:
-        tx.conn.execute("UPDATE listings SET matched_at = ? WHERE id = ?", (iso(body.at), listing["id"]))
+        tx.conn.execute("UPDATE listings SET matched_at = ?, mismatch_since = NULL WHERE id = ?",
+                        (iso(body.at), listing["id"]))
         return Result(Outcome.APPLIED, data={"matched": True})
     return _judge_drift(tx, listing, body, policy)
 
 
 def _judge_drift(tx: Tx, listing: sqlite3.Row, body: ListingObservation, policy: Policy) -> Result:
+    """Repair a listing that shows what syncd did not cause, once the difference has persisted.
+
+    `pushed` follows the listing's own sales (see _follow_marketplace), so it is what the channel
+    should show. A difference is only noted at first: the sale that explains it may still be on its
+    way (marketplaces notify quantity changes and orders separately). If it persists past the grace
+    period, the confirmation is forgotten and the target pushed again.
+    """
     pushed = tx.conn.execute(
         "SELECT value, at FROM pushed WHERE listing_id = ? AND field = 'quantity'", (listing["id"],)
     ).fetchone()
-    if pushed is None or (parse(pushed["at"]) or tx.now) > body.at - policy.observation_grace:
-        return Result(Outcome.APPLIED, "too soon after a push to judge")
-    # `pushed` already follows the listing's own sales (see _follow_marketplace).
+    if pushed is None or body.quantity == int(pushed["value"]):
+        tx.conn.execute("UPDATE listings SET mismatch_since = NULL WHERE id = ?", (listing["id"],))
+        return Result(Outcome.APPLIED, "consistent with the last push")
     expected = int(pushed["value"])
-    if body.quantity == expected:
-        return Result(Outcome.APPLIED, data={"expected": expected})
-    # The channel shows something we did not cause: forget the confirmation so the target is re-pushed.
+    since = parse(listing["mismatch_since"])
+    if since is None or body.at - since < policy.observation_grace:
+        if since is None:
+            tx.conn.execute("UPDATE listings SET mismatch_since = ? WHERE id = ?", (iso(body.at), listing["id"]))
+        return Result(Outcome.APPLIED, "difference noted; judged if it persists",
+                      {"observed": body.quantity, "expected": expected})
+    tx.conn.execute("UPDATE listings SET mismatch_since = NULL WHERE id = ?", (listing["id"],))
     tx.conn.execute("DELETE FROM pushed WHERE listing_id = ? AND field = 'quantity'", (listing["id"],))
     sync_outbox(tx, listing["id"], listing["channel"], Field.QUANTITY, str(listing["target_qty"]))
     raise_alert(tx, AlertKind.DRIFT, f"listing:{listing['id']}",
