@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from syncd.channels.amazon.client import USAGE_PLANS
 from syncd.channels.mercadolibre.client import DEFAULT_RATE_LIMITS
-from syncd.daemon import Daemon
+from syncd.daemon import Daemon, import_catalog_offline
 from syncd.demo import Sandbox
 from syncd.log import configure
 from syncd.sandbox.catalog import DemoCatalog, DemoProduct
@@ -59,11 +59,7 @@ async def run(orders: int, k: float, amazon_share: float, settle: float) -> None
         settings = sandbox.settings(Path(tmp), 0)
         settings.daemon.log_format = "console"
         scale(sandbox, settings, k)
-        prep = Daemon(settings, build_channels=False)
-        await prep.start()
-        assert prep.service is not None
-        await prep.service.import_catalog(cat.csv())
-        await prep.stop()
+        await import_catalog_offline(settings, cat.csv())
         daemon = Daemon(settings)
         await daemon.start()
         sandbox.point_notifications_at(daemon.public_url)

@@ -254,6 +254,17 @@ class Daemon:
         log.info("syncd stopped")
 
 
+async def import_catalog_offline(settings: Settings, text: str) -> dict[str, int]:
+    """Import a catalog with no channel running, as `syncd catalog import` does before the first run."""
+    daemon = Daemon(settings, build_channels=False)
+    await daemon.start()
+    try:
+        assert daemon.service is not None
+        return await daemon.service.import_catalog(text)
+    finally:
+        await daemon.stop()
+
+
 async def run_until_signalled(daemon: Daemon) -> None:
     """Start, wait for SIGTERM/SIGINT, stop cleanly."""
     stop = asyncio.Event()

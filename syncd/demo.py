@@ -17,7 +17,7 @@ import structlog
 from pydantic import SecretStr
 
 from syncd.config import AmazonSettings, LocationSettings, MercadoLibreSettings, Settings, ThreePLSettings
-from syncd.daemon import Daemon
+from syncd.daemon import Daemon, import_catalog_offline
 from syncd.log import configure
 from syncd.sandbox.amazon import AmazonSimulator
 from syncd.sandbox.amazon import SimConfig as AmazonConfig
@@ -142,11 +142,7 @@ async def _run(sandbox: Sandbox, catalog: DemoCatalog, duration: float | None, p
     with tempfile.TemporaryDirectory(prefix="syncd-demo-") as tmp:
         settings = sandbox.settings(Path(tmp), port)
         # The seller's first step: import the catalog (before channels start, as `syncd catalog import`).
-        prep = Daemon(settings, build_channels=False)
-        await prep.start()
-        assert prep.service is not None
-        await prep.service.import_catalog(catalog.csv())
-        await prep.stop()
+        await import_catalog_offline(settings, catalog.csv())
         daemon = Daemon(settings)
         await daemon.start()
         sandbox.point_notifications_at(daemon.public_url)

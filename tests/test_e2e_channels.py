@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from syncd.config import AmazonSettings, MercadoLibreSettings, Settings, ThreePLSettings
-from syncd.daemon import Daemon
+from syncd.daemon import Daemon, import_catalog_offline
 from syncd.sandbox.amazon import AmazonSimulator
 from syncd.sandbox.amazon import SimConfig as AmazonSimConfig
 from syncd.sandbox.amazon_state import DEFAULT_PLANS
@@ -138,11 +138,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                f"SET,Mug pair,main,mercadolibre,{kit.id},,0,,\n"
                "kit_sku,component_sku,qty\nSET,MUG,2\n")
     # The catalog goes in before channels start, as a seller's `syncd catalog import` would.
-    prep = Daemon(settings, build_channels=False)
-    await prep.start()
-    assert prep.service is not None
-    await prep.service.import_catalog(catalog)
-    await prep.stop()
+    await import_catalog_offline(settings, catalog)
     daemon = Daemon(settings)
     await daemon.start()
     amazon_sim.market.config.notify_url = f"{daemon.public_url}/webhooks/amazon"
