@@ -282,3 +282,27 @@ async def test_orders_backstop_polls_less_while_webhooks_flow(world: World) -> N
     world.ml.market.sale(world.items["MUG"], None, 1)
     await world.until(lambda: world.daemon.deliveries.get("mercadolibre") is not None)
     assert poller.pace.interval(datetime.now(UTC), world.daemon.deliveries["mercadolibre"]) == 4 * quiet
+
+
+async def test_secrets_never_reach_the_logs(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    await world.synced()
+    world.ml.market.sale(world.items["MUG"], None, 1)
+    world.ml.oauth.expire_access_tokens()  # forces a refresh: new tokens flow through the adapter
+    async with world.http.post(f"{world.daemon.public_url}/webhooks/mercadolibre/not-the-secret", data=b"{}") as r:
+        assert r.status == 401
+    async with world.http.post(f"{world.daemon.public_url}/webhooks/amazon", data=b"{}",
+                               headers={"x-syncd-webhook-secret": "wrong"}) as r:
+        assert r.status == 401
+    await world.until(lambda: world.amazon_qty("MUG-A") == 9)
+    out = capsys.readouterr()
+    logs = out.out + out.err
+    assert "amazon.patch.accepted" in logs  # the logs were captured
+    settings = world.daemon.settings.channels
+    secrets = [ML_SECRET, PAT, WHSEC, settings.mercadolibre.client_secret.get_secret_value(),
+               settings.amazon.client_secret.get_secret_value(), settings.amazon.refresh_token.get_secret_value(),
+               world.ml.oauth.current_refresh_token or "", world.daemon.settings.channels.amazon.webhook_secret
+               .get_secret_value()]
+    stored = world.sql("SELECT refresh_token, access_token FROM tokens")
+    secrets += [t for row in stored for t in row if t]
+    for secret in secrets:
+        assert secret and secret not in logs, "a secret leaked into the logs"
