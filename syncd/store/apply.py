@@ -175,9 +175,11 @@ def _ensure_stock(conn: sqlite3.Connection, sku: str, location: str) -> int:
     return int(row[0])
 
 
-def _move(tx: Tx, sku: str, location: str, delta: int, reason: MovementReason, ref: str, at: str) -> bool:
+def _move(tx: Tx, sku: str, location: str, delta: int, reason: MovementReason, ref: str, at: str,
+          ensured: bool = False) -> bool:
     """Write one ledger movement and apply it to on hand; False when a shipment ref was already moved."""
-    _ensure_stock(tx.conn, sku, location)
+    if not ensured:
+        _ensure_stock(tx.conn, sku, location)
     cur = tx.conn.execute(
         "INSERT OR IGNORE INTO ledger(sku, location, delta, reason, ref, at, recorded) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (sku, location, delta, reason.value, ref, at, iso(tx.now)),
@@ -198,7 +200,7 @@ def _movement(tx: Tx, sku: str, location: str, delta: int, reason: MovementReaso
     # physical truth and is applied even when syncd's on hand was wrong (the next count rebases it).
     if reason is MovementReason.MANUAL and on_hand + delta < 0:
         raise Rejected(f"{sku} at {location}: on hand {on_hand} cannot move by {delta}")
-    _move(tx, sku, location, delta, reason, ref, iso(at))
+    _move(tx, sku, location, delta, reason, ref, iso(at), ensured=True)
     refresh(tx, [sku])
     return Result(Outcome.APPLIED, data={"on_hand": on_hand + delta})
 

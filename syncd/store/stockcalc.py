@@ -69,9 +69,8 @@ def _with_kits(conn: sqlite3.Connection, skus: Iterable[str]) -> tuple[list[str]
         return [], []
     marks = ",".join("?" * len(base))
     kits = {r[0] for r in conn.execute(
-        f"SELECT kit_sku FROM kit_components WHERE component_sku IN ({marks})", tuple(base))}
-    kits |= {r[0] for r in conn.execute(
-        f"SELECT sku FROM products WHERE is_kit = 1 AND sku IN ({marks})", tuple(base))}
+        f"SELECT kit_sku FROM kit_components WHERE component_sku IN ({marks})"
+        f" UNION SELECT sku FROM products WHERE is_kit = 1 AND sku IN ({marks})", (*base, *base))}
     return sorted(base - kits), sorted(kits)
 
 
@@ -115,13 +114,14 @@ def _kit_available(
 
 def _retarget_listings(tx: Tx, sku: str, computed: dict[tuple[str, str], Availability]) -> None:
     listings = tx.conn.execute(
-        "SELECT id, channel, location, cap, share, paused, managed FROM listings WHERE sku = ?", (sku,)
+        "SELECT id, channel, location, cap, share, paused, managed, target_qty FROM listings WHERE sku = ?", (sku,)
     ).fetchall()
     for listing in listings:
         avail = computed.get((sku, listing["location"]), Availability(0, 0))
         rule = ListingRule(share=listing["share"], cap=listing["cap"], paused=bool(listing["paused"]))
         target = listing_target(avail.available, rule, oversold=avail.oversold)
-        tx.conn.execute("UPDATE listings SET target_qty = ? WHERE id = ?", (target, listing["id"]))
+        if target != listing["target_qty"]:
+            tx.conn.execute("UPDATE listings SET target_qty = ? WHERE id = ?", (target, listing["id"]))
         if listing["managed"] and listing["channel"] in PUSH_CHANNELS:
             sync_outbox(tx, listing["id"], listing["channel"], Field.QUANTITY, str(target))
 
@@ -141,13 +141,14 @@ def sync_outbox(tx: Tx, listing_id: int, channel: str, field: Field, desired: st
     field); the row keeps its creation time, so "oldest pending" measures how long the listing has
     been out of sync, and keeps its backoff, because failures belong to the channel, not the value.
     """
-    confirmed = tx.conn.execute(
-        "SELECT value FROM pushed WHERE listing_id = ? AND field = ?", (listing_id, field.value)
+    found = tx.conn.execute(
+        "SELECT (SELECT value FROM pushed WHERE listing_id = :id AND field = :f) AS confirmed,"
+        " (SELECT value FROM outbox WHERE listing_id = :id AND field = :f) AS value,"
+        " (SELECT state FROM outbox WHERE listing_id = :id AND field = :f) AS state",
+        {"id": listing_id, "f": field.value},
     ).fetchone()
-    row = tx.conn.execute(
-        "SELECT value, state FROM outbox WHERE listing_id = ? AND field = ?", (listing_id, field.value)
-    ).fetchone()
-    already = confirmed is not None and confirmed["value"] == desired
+    already = found["confirmed"] == desired
+    row = found if found["state"] is not None else None
     if row is None:
         if already:
             return
