@@ -222,7 +222,7 @@ class Daemon:
         if effects.outbox_changed:
             for worker in self.workers.values():
                 worker.wake()
-        if self.fetcher is not None:
+        if self.fetcher is not None and effects.notifications_stored:
             self.fetcher.wake()
 
     async def stop(self) -> None:

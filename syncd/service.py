@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -59,7 +59,7 @@ class Service:
 
     async def act(self, body: EventBody, key: str | None = None) -> Result:
         """Submit one seller action as an event; `key` makes a retried request a no-op."""
-        event = Event(dedupe_key=f"manual:{key or uuid.uuid4().hex}", source="manual", body=body)
+        event = Event(dedupe_key=f"manual:{key or os.urandom(12).hex()}", source="manual", body=body)
         policy = self.policy
         return await self.writer.submit(lambda tx: ingest(tx, event, policy, strict=True))
 

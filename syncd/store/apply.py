@@ -94,6 +94,7 @@ def ingest(tx: Tx, event: Event, policy: Policy, strict: bool = False) -> Result
         return Result(Outcome.DUPLICATE)
     inbox_id = cur.lastrowid
     if isinstance(body, Notification):
+        tx.notifications_stored = True
         return Result(Outcome.PENDING_FETCH, data={"inbox_id": inbox_id})
     try:
         tx.conn.execute("SAVEPOINT apply")

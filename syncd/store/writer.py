@@ -35,6 +35,7 @@ class Tx:
     conn: sqlite3.Connection
     now: datetime
     outbox_changed: bool = False
+    notifications_stored: bool = False
     alerts: list[int] = field(default_factory=list)
 
 
@@ -68,6 +69,7 @@ class BatchEffects:
     """What a committed batch changed that other parts of the daemon react to."""
 
     outbox_changed: bool
+    notifications_stored: bool
     alerts: list[int]
 
 
@@ -166,13 +168,13 @@ class Writer:
         try:
             for command in commands:
                 conn.execute("SAVEPOINT cmd")
-                outbox_before, alerts_before = tx.outbox_changed, len(tx.alerts)
+                outbox_before, notes_before, alerts_before = tx.outbox_changed, tx.notifications_stored, len(tx.alerts)
                 try:
                     value = command(tx)
                 except Exception as err:
                     conn.execute("ROLLBACK TO cmd")
                     conn.execute("RELEASE cmd")
-                    tx.outbox_changed = outbox_before
+                    tx.outbox_changed, tx.notifications_stored = outbox_before, notes_before
                     del tx.alerts[alerts_before:]
                     results.append((False, err))
                     self.stats.failed_commands += 1
@@ -187,7 +189,7 @@ class Writer:
         self.stats.batches += 1
         self.stats.commands += len(commands)
         self.stats.last_batch_size = len(commands)
-        return results, BatchEffects(outbox_changed=tx.outbox_changed, alerts=list(tx.alerts))
+        return results, BatchEffects(tx.outbox_changed, tx.notifications_stored, list(tx.alerts))
 
     async def stop(self) -> None:
         """Run every command already queued, then close the connection."""

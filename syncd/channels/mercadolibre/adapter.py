@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,29 +16,29 @@ from syncd.capture.events import Event, OrderUpsert
 from syncd.channels.base import ListingRef, Observation, Permanent, PollResult, TokenStore
 from syncd.channels.mercadolibre.auth import MercadoLibreAuth
 from syncd.channels.mercadolibre.client import MercadoLibreClient
+from syncd.channels.mercadolibre.feeds import MissedFeeds
 from syncd.channels.mercadolibre.mapping import (
     ORDER_STATES,
     decimal_text,
     iso,
     listing_views,
     needs_shipment,
-    notification_event,
     observation_events,
     order_event,
+    parse_cursor,
     price_number,
 )
 from syncd.channels.mercadolibre.models import (
     Item,
     ItemsSearchPage,
     ItemVariations,
-    MissedFeed,
-    MissedFeedsPage,
     MultigetEntry,
     Order,
     OrdersPage,
     Shipment,
 )
-from syncd.channels.mercadolibre.webhook import HANDLED_TOPICS, MercadoLibreWebhook, parse_notification
+from syncd.channels.mercadolibre.shipments import ShipmentMemo
+from syncd.channels.mercadolibre.webhook import MercadoLibreWebhook
 from syncd.config import MercadoLibreSettings
 from syncd.domain.models import Field
 
@@ -58,10 +57,6 @@ ORDERS_PAGE = 50  # clients stay at or under 50 (no documented maximum)
 ORDERS_OVERLAP = timedelta(minutes=5)  # re-read a little behind the watermark (late-visible updates)
 INITIAL_LOOKBACK = timedelta(days=14)  # first orders poll without a cursor
 MAX_ORDER_OFFSET = 10_000  # /orders/search offset ceiling
-MISSED_TOPICS = ("orders_v2", "shipments", "items")
-MISSED_PAGE = 50
-MISSED_MAX_PAGES = 100  # two days of one seller's notifications fit; a server ignoring offset cannot loop us
-MISSED_OVERLAP = timedelta(hours=1)  # ML keeps retrying for ~1 h; a message may turn failed that late
 MULTIGET_MAX = 20
 ITEM_ATTRIBUTES = "id,price,available_quantity,status,sub_status,variations,last_updated"
 SEARCH_PAGE = 100
@@ -79,16 +74,6 @@ def _read(model: type[_M], raw: Any) -> _M:
     except ValidationError as err:
         where = ", ".join(".".join(str(p) for p in e["loc"]) for e in err.errors()[:3])
         raise Permanent(f"mercadolibre: unexpected {model.__name__} body ({where})") from None
-
-
-def _parse_cursor(cursor: str | None) -> datetime | None:
-    if not cursor:
-        return None
-    try:
-        parsed = datetime.fromisoformat(cursor)
-    except ValueError:
-        raise Permanent(f"mercadolibre: unreadable poll cursor {cursor!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class MercadoLibreChannel:
@@ -111,6 +96,8 @@ class MercadoLibreChannel:
         self.client = MercadoLibreClient(settings, session, self.auth)
         self.http = self.client.http  # the daemon reads `http.stats` for /metrics
         self.webhook = MercadoLibreWebhook(settings)
+        self.missed_feeds = MissedFeeds(settings, self.client, clock)
+        self.shipments = ShipmentMemo()
 
     @property
     def poll_resources(self) -> dict[str, float]:
@@ -209,7 +196,7 @@ class MercadoLibreChannel:
         if resource == "orders":
             return await self._poll_orders(cursor)
         if resource == "missed_feeds":
-            return await self._poll_missed_feeds(cursor)
+            return await self.missed_feeds.poll(cursor)
         if resource == "listings":
             return await self._poll_listings()
         raise Permanent(f"mercadolibre: unknown poll resource {resource!r}")
@@ -222,7 +209,7 @@ class MercadoLibreChannel:
 
     async def _poll_orders(self, cursor: str | None) -> PollResult:
         started = self.clock()
-        watermark = _parse_cursor(cursor) or started - INITIAL_LOOKBACK
+        watermark = parse_cursor(cursor) or started - INITIAL_LOOKBACK
         params: dict[str, Any] = {
             "seller": self.settings.user_id,
             "order.date_last_updated.from": (watermark - ORDERS_OVERLAP).isoformat(timespec="milliseconds"),
@@ -254,77 +241,35 @@ class MercadoLibreChannel:
     async def _order_from_raw(self, raw: dict[str, Any]) -> Event | None:
         # One odd order must not stall the backstop for every other one: skip it loudly.
         try:
-            return await self._order_event(_read(Order, raw))
+            return await self._order_event(_read(Order, raw), recall=True)
         except Permanent as err:
             log.error("mercadolibre.order_skipped", order_id=str(raw.get("id"))[:20], error=str(err)[:200])
             return None
 
-    async def _order_event(self, order: Order) -> Event:
-        shipment = None
-        if needs_shipment(order):
-            assert order.shipping is not None
-            raw = await self.client.get(
-                "shipments_get", f"/shipments/{order.shipping.id}", headers={"x-format-new": "true"}
-            )
-            shipment = _read(Shipment, raw)
+    async def _order_event(self, order: Order, *, recall: bool = False, shipment: Shipment | None = None) -> Event:
+        """The order's event; the shipment is read only when the order alone cannot tell paid from shipped.
+
+        `recall` (the backstop) reuses the shipment already read for this same order version;
+        `shipment` is one the caller has just read.
+        """
+        if not needs_shipment(order):
+            shipment = None
+        elif shipment is not None:
+            self.shipments.remember(order, shipment, self.clock())
+        else:
+            shipment = self.shipments.recall(order, self.clock()) if recall else None
+            if shipment is None:
+                assert order.shipping is not None
+                asked = self.clock()
+                raw = await self.client.get(
+                    "shipments_get", f"/shipments/{order.shipping.id}", headers={"x-format-new": "true"}
+                )
+                shipment = _read(Shipment, raw)
+                self.shipments.remember(order, shipment, asked)
         try:
             return order_event(order, shipment, self.clock())
         except ValueError as err:
             raise Permanent(f"mercadolibre: order {order.id}: {err}") from None
-
-    async def _poll_missed_feeds(self, cursor: str | None) -> PollResult:
-        since = _parse_cursor(cursor)
-        newest = since
-        events: list[Event] = []
-        for topic in MISSED_TOPICS:
-            params: dict[str, Any] = {"app_id": self.settings.application_id, "topic": topic, "limit": MISSED_PAGE}
-            if topic == "items":
-                params["site_id"] = self.settings.site_id  # required with topic=items
-            for page_number in range(MISSED_MAX_PAGES):
-                offset = page_number * MISSED_PAGE
-                raw = await self.client.get("missed_feeds", "/missed_feeds", {**params, "offset": offset})
-                page = _read(MissedFeedsPage, raw)
-                for entry in page.messages:
-                    message = self._missed_message(entry)
-                    if message is None:
-                        continue
-                    if message.received is not None:
-                        newest = message.received if newest is None else max(newest, message.received)
-                    if message.response is not None and message.response.http_code == 200:
-                        continue  # delivered: the webhook path already stored it
-                    if since is not None and message.received is not None and message.received < since - MISSED_OVERLAP:
-                        continue  # reported by an earlier poll
-                    event = self._missed_event(message)
-                    if event is not None:
-                        events.append(event)
-                if len(page.messages) < MISSED_PAGE:
-                    break
-        return PollResult(events, iso(newest) if newest else cursor)
-
-    def _missed_message(self, entry: Any) -> MissedFeed | None:
-        try:
-            return MissedFeed.model_validate(entry)
-        except ValidationError:
-            log.warning("mercadolibre.missed_feed_unreadable", reason="unexpected message shape")
-            return None
-
-    def _missed_event(self, message: MissedFeed) -> Event | None:
-        delivered: Any = None
-        if message.request is not None and message.request.data:
-            try:
-                delivered = json.loads(message.request.data)  # `data` is the delivered body as a JSON string
-            except ValueError:
-                delivered = None
-        if not isinstance(delivered, dict):
-            delivered = message.model_dump(mode="json", exclude={"id", "request", "response"}, exclude_none=True)
-        try:
-            note, raw = parse_notification(delivered, self.settings.user_id, self.settings.application_id)
-        except ValueError as err:
-            log.warning("mercadolibre.missed_feed_unreadable", reason=str(err))
-            return None
-        if note.topic not in HANDLED_TOPICS:
-            return None
-        return notification_event(note, raw, self.clock())
 
     async def _poll_listings(self) -> PollResult:
         started = self.clock()
@@ -384,7 +329,7 @@ class MercadoLibreChannel:
             if shipment.order_id is None:
                 return []
             order = _read(Order, await self.client.get("orders_get", f"/orders/{shipment.order_id}"))
-            return [await self._order_event(order)]
+            return [await self._order_event(order, shipment=shipment)]
         if topic in ("stock-locations", "stock-location") and (m := _UP_RES.match(resource)):
             # A UP stock change: find the seller's items of that user product and read them back.
             path = f"/users/{self.settings.user_id}/items/search"

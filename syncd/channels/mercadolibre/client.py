@@ -29,13 +29,27 @@ DEFAULT_RATE_LIMITS: dict[str, float] = {
 }
 
 
+# Held back from each operation's plan. Calls leave on the limiter's schedule but reach ML after a
+# varying delay, so ML's bucket can see two calls closer together than they were sent: spare burst
+# and a slightly lower rate absorb that jitter (rate x jitter below the spare calls).
+RATE_MARGIN = 0.05  # of the rate
+BURST_MARGIN = 0.1  # of the burst, and at least one call
+
+
 def limiter_plan(overrides: Mapping[str, float]) -> dict[str, tuple[float, float]]:
-    """(max calls, per seconds) for each operation; rates below 1/s become one call per 1/rate s."""
+    """aiolimiter (capacity, period) per operation, a margin inside ML's (rate, one second of burst).
+
+    A plan of `rps` is taken as a token bucket refilled at `rps`/s holding one second of calls (at
+    least one). The leaky bucket equal to it is AsyncLimiter(burst, burst / rps); this one keeps
+    `BURST_MARGIN` of the burst and `RATE_MARGIN` of the rate in reserve.
+    """
     plan: dict[str, tuple[float, float]] = {}
     for op, rps in {**DEFAULT_RATE_LIMITS, **overrides}.items():
         if rps <= 0:
             continue
-        plan[op] = (rps, 1.0) if rps >= 1 else (1.0, 1.0 / rps)
+        burst = max(1.0, rps)
+        capacity = max(1.0, burst - max(1.0, burst * BURST_MARGIN))
+        plan[op] = (capacity, capacity / (rps * (1.0 - RATE_MARGIN)))
     return plan
 
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from syncd.capture.events import Event, ListingObservation, Notification, OrderLineIn, OrderUpsert
+from syncd.channels.base import Permanent
 from syncd.channels.mercadolibre.models import Item, NotificationBody, Order, Shipment
 from syncd.domain.models import OrderState
 
@@ -34,6 +35,9 @@ ORDER_STATES: dict[str, OrderState] = {
 
 # Shipment statuses after the parcel left the seller (`not_delivered` = returning to sender).
 DISPATCHED = frozenset({"shipped", "delivered", "not_delivered"})
+
+# Shipment statuses that never change again: no point asking twice.
+SETTLED_SHIPMENTS = DISPATCHED | {"cancelled"}
 
 # The `delivered` order tag means the same without a shipment lookup (`not_delivered` does not).
 DELIVERED_TAG = "delivered"
@@ -178,6 +182,17 @@ def notification_event(note: NotificationBody, raw: dict[str, Any], now: datetim
     """The stored pointer; the daemon resolves it later through `fetch(topic, resource)`."""
     body = Notification(channel=CHANNEL, topic=note.topic, resource=note.resource, sent_at=note.sent)
     return Event(dedupe_key=notification_dedupe_key(note, raw), source=CHANNEL, received_at=now, body=body, raw=raw)
+
+
+def parse_cursor(cursor: str | None) -> datetime | None:
+    """A poll cursor (ISO-8601; naive means UTC) as an aware datetime; Permanent when unreadable."""
+    if not cursor:
+        return None
+    try:
+        parsed = datetime.fromisoformat(cursor)
+    except ValueError:
+        raise Permanent(f"mercadolibre: unreadable poll cursor {cursor!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def iso(when: datetime) -> str:
