@@ -25,15 +25,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SKUS = [f"B{i:02d}" for i in range(20)]
-LUA = """
-local n = 0
-local skus = {%s}
-request = function()
-  n = n + 1
-  local body = '{"sku":"' .. skus[(n %% #skus) + 1] .. '","location":"main","qty":1,"ref":"wrk-' .. n .. '"}'
-  return wrk.format("POST", "%s", {["Content-Type"] = "application/json"}, body)
-end
-""" % (",".join(f'"{s}"' for s in SKUS), "/api/stock/receipts")
+LUA_SKUS = ",".join(f'"{s}"' for s in SKUS)
+LUA = (
+    "local n = 0\n"
+    f"local skus = {{{LUA_SKUS}}}\n"
+    "request = function()\n"
+    "  n = n + 1\n"
+    "  local body = '{\"sku\":\"' .. skus[(n % #skus) + 1] .. '\",\"location\":\"main\",\"qty\":1,"
+    "\"ref\":\"wrk-' .. n .. '\"}'\n"
+    "  return wrk.format(\"POST\", \"/api/stock/receipts\", {[\"Content-Type\"] = \"application/json\"}, body)\n"
+    "end\n"
+)
 
 
 def free_port() -> int:
@@ -155,7 +157,8 @@ def main() -> None:
                     proc.terminate()
                     proc.wait(timeout=30)
                 rate, p50, p99 = results[name][-1]
-                print(f"round {rnd + 1} {name:<9}: {rate:8,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms", flush=True)
+                print(f"round {rnd + 1} {name:<9}: {rate:8,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms",
+                      flush=True)
     med = {k: tuple(statistics.median(r[i] for r in v) for i in range(3)) for k, v in results.items()}
     d, b = med["daemon"], med["http-only"]
     print(f"\nwrk -c50, server on one CPU, {args.rounds} interleaved rounds of {args.seconds} s (medians)")
