@@ -25,6 +25,7 @@ from syncd.domain.catalog import parse_catalog
 from syncd.store import commands
 from syncd.store.apply import Policy, ingest
 from syncd.store.db import migrate, open_writer
+from syncd.store.stockcalc import flush
 from syncd.store.writer import Tx, Writer
 
 SKUS = [f"SKU-{i:03d}" for i in range(50)]
@@ -47,6 +48,7 @@ def seed(path: Path, synchronous: str) -> None:
     tx = Tx(conn=conn, now=datetime.now(UTC))
     commands.sync_locations(tx, {"main": ("Main", "warehouse", ["threepl", "manual"])})
     commands.import_catalog(tx, parse_catalog(CATALOG, {"amazon", "mercadolibre", "threepl"}, {"main"}), set())
+    flush(tx)
     conn.execute("COMMIT")
     conn.close()
 
@@ -54,7 +56,7 @@ def seed(path: Path, synchronous: str) -> None:
 async def run_writer(
     path: Path, evs: list[Event], in_flight: int, synchronous: str
 ) -> tuple[float, list[float], float]:
-    writer = Writer(path, synchronous)
+    writer = Writer(path, synchronous, finalize=flush)
     await writer.start()
     latencies: list[float] = []
     queue = iter(evs)
@@ -83,6 +85,7 @@ def run_raw(path: Path, evs: list[Event], batch: int, synchronous: str) -> float
             conn.execute("SAVEPOINT cmd")
             ingest(tx, event, POLICY)
             conn.execute("RELEASE cmd")
+        flush(tx)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()

@@ -26,7 +26,7 @@ from syncd.config import ChannelSettings, Settings
 from syncd.push.worker import PushWorker
 from syncd.sdnotify import notify, watchdog_interval
 from syncd.service import Service, retry_policy_from
-from syncd.store import commands
+from syncd.store import commands, stockcalc
 from syncd.store.apply import ingest
 from syncd.store.queries import Reader
 from syncd.store.stockcalc import PUSH_CHANNELS
@@ -83,7 +83,7 @@ class Daemon:
         self.channels: dict[str, Channel] = {}
         self.workers: dict[str, PushWorker] = {}
         self.writer = Writer(settings.daemon.database, settings.daemon.synchronous,
-                             settings.daemon.writer_batch_max, clock)
+                             settings.daemon.writer_batch_max, clock, finalize=stockcalc.flush)
         self.reader = Reader(settings.daemon.database)
         self.session: aiohttp.ClientSession | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -234,6 +234,8 @@ class Daemon:
         self._runners.clear()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        for poller in self.pollers.values():
+            await poller.stop()
         if self.fetcher is not None:
             self.fetcher.stop()
         for worker in self.workers.values():

@@ -71,7 +71,8 @@ def test_example_config_is_valid() -> None:
 
 def test_without_a_daemon_commands_open_the_database_directly(config: Path, tmp_path: Path) -> None:
     out = syncd("migrate", config=config, check=True).stdout
-    assert "schema version 1" in out
+    assert "schema version 2; applied: 0001_init.sql, 0002_mismatch_since.sql" in out
+    assert "applied: nothing" in syncd("migrate", config=config, check=True).stdout
     out = syncd("catalog", "import", str(tmp_path / "catalog.csv"), config=config, check=True).stdout
     assert json.loads(out) == {"products": 5, "listings": 8, "kits": 1}
     syncd("catalog", "import", str(tmp_path / "catalog.csv"), config=config, check=True)  # idempotent

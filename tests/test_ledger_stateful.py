@@ -23,6 +23,7 @@ from syncd.domain.models import OrderState
 from syncd.store import commands
 from syncd.store.apply import Policy, ingest
 from syncd.store.db import migrate, open_writer
+from syncd.store.stockcalc import flush
 from syncd.store.writer import Tx
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -62,7 +63,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def _tx(self, fn: Any) -> Any:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            result = fn(Tx(conn=self.conn, now=T0 + timedelta(days=1)))
+            tx = Tx(conn=self.conn, now=T0 + timedelta(days=1))
+            result = fn(tx)
+            flush(tx)  # what the writer's finalizer does before every COMMIT
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise

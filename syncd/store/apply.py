@@ -32,7 +32,7 @@ from syncd.domain.models import (
 )
 from syncd.domain.orders import ships_now, update_applies
 from syncd.store.alerts import raise_alert
-from syncd.store.stockcalc import PUSH_CHANNELS, refresh, sync_outbox
+from syncd.store.stockcalc import PUSH_CHANNELS, sync_outbox, touch
 from syncd.store.timefmt import iso, parse
 from syncd.store.writer import Tx
 
@@ -202,7 +202,7 @@ def _movement(tx: Tx, sku: str, location: str, delta: int, reason: MovementReaso
     if reason is MovementReason.MANUAL and on_hand + delta < 0:
         raise Rejected(f"{sku} at {location}: on hand {on_hand} cannot move by {delta}")
     _move(tx, sku, location, delta, reason, ref, iso(at), ensured=True)
-    refresh(tx, [sku])
+    touch(tx, [sku])
     return Result(Outcome.APPLIED, data={"on_hand": on_hand + delta})
 
 
@@ -260,7 +260,7 @@ def _order(tx: Tx, body: OrderUpsert) -> Result:
     for (sku, location), qty in shipped.items():
         _move(tx, sku, location, -qty, MovementReason.SHIPMENT, ref, iso(body.last_updated))
     _follow_marketplace(tx, resolved_lines, new_state)
-    refresh(tx, {sku for _, sku, *_ in resolved})
+    touch(tx, {sku for _, sku, *_ in resolved})
     return Result(Outcome.APPLIED, data={"state": body.state.value})
 
 
@@ -313,7 +313,7 @@ def _shipment(tx: Tx, body: Shipment) -> Result:
         ).rowcount
     if not moved and not released:
         return Result(Outcome.IGNORED, f"shipment {ref} of {body.sku} already moved on hand")
-    refresh(tx, [body.sku])
+    touch(tx, [body.sku])
     return Result(Outcome.APPLIED, data={"moved": moved, "released_lines": released})
 
 
@@ -373,7 +373,7 @@ def _count(tx: Tx, body: StockCount, policy: Policy) -> Result:
         "UPDATE stock SET counted_qty = ?, counted_as_of = ?, counted_source = ? WHERE sku = ? AND location = ?",
         (body.qty, iso(body.as_of), body.source, body.sku, body.location),
     )
-    refresh(tx, [body.sku])
+    touch(tx, [body.sku])
     return Result(Outcome.APPLIED, data={"verdict": verdict.value, "drift": drift, "on_hand": on_hand + drift})
 
 
@@ -401,7 +401,7 @@ def _pause(tx: Tx, body: ListingPause) -> Result:
     if listing["channel"] in PUSH_CHANNELS:
         status = ListingStatus.PAUSED if body.paused else ListingStatus.ACTIVE
         sync_outbox(tx, listing["id"], listing["channel"], Field.STATUS, status.value)
-    refresh(tx, [listing["sku"]])
+    touch(tx, [listing["sku"]])
     return Result(Outcome.APPLIED, data={"paused": body.paused})
 
 

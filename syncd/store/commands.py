@@ -16,7 +16,7 @@ from syncd.domain.models import AlertKind, Field
 from syncd.push.backoff import retry_delay
 from syncd.store.alerts import raise_alert
 from syncd.store.apply import Outcome, Policy, Rejected, Result, ingest
-from syncd.store.stockcalc import figures, refresh, sync_outbox
+from syncd.store.stockcalc import figures, sync_outbox, touch
 from syncd.store.timefmt import iso
 from syncd.store.writer import Tx
 
@@ -60,7 +60,7 @@ def reserve(tx: Tx, sku: str, qty: int, ttl_seconds: int, location: str | None =
         "INSERT INTO reservations(id, sku, location, qty, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         (reservation_id, sku, best[1], qty, iso(expires), now),
     )
-    refresh(tx, [sku])
+    touch(tx, [sku])
     return {"id": reservation_id, "sku": sku, "location": best[1], "qty": qty, "expires_at": iso(expires)}
 
 
@@ -72,7 +72,7 @@ def release(tx: Tx, reservation_id: str) -> bool:
     if row is None:
         return False
     tx.conn.execute("UPDATE reservations SET released = 1 WHERE id = ?", (reservation_id,))
-    refresh(tx, [row["sku"]])
+    touch(tx, [row["sku"]])
     return True
 
 
@@ -85,7 +85,7 @@ def sweep_holds(tx: Tx, since: datetime) -> int:
         "SELECT l.sku FROM order_lines l JOIN orders o USING (channel, order_id)"
         " WHERE l.state = 'reserved' AND o.hold_until > ? AND o.hold_until <= ?", (lo, hi))}
     if skus:
-        refresh(tx, skus)
+        touch(tx, skus)
     return len(skus)
 
 
@@ -351,5 +351,5 @@ def import_catalog(tx: Tx, plan: CatalogPlan, fba_locations: set[str]) -> dict[s
         tx.conn.execute("DELETE FROM kit_components WHERE kit_sku = ?", (kit,))
         for part, qty in parts.items():
             tx.conn.execute("INSERT INTO kit_components VALUES (?, ?, ?)", (kit, part, qty))
-    refresh(tx, plan.products)
+    touch(tx, plan.products)
     return {"products": len(plan.products), "listings": len(plan.listings), "kits": len(plan.kits)}

@@ -74,6 +74,22 @@ def _with_kits(conn: sqlite3.Connection, skus: Iterable[str]) -> tuple[list[str]
     return sorted(base - kits), sorted(kits)
 
 
+def touch(tx: Tx, skus: Iterable[str]) -> None:
+    """Mark products changed; `flush` recomputes them once before the transaction commits.
+
+    Fifty sales of one product in a batch cost one recomputation, not fifty. Rules that need a
+    fresh number inside a command (a reservation's check) compute it from the base tables.
+    """
+    tx.touched.update(skus)
+
+
+def flush(tx: Tx) -> None:
+    """Recompute every touched product (the writer's per-batch finalizer)."""
+    if tx.touched:
+        skus, tx.touched = tx.touched, set()
+        refresh(tx, skus)
+
+
 def refresh(tx: Tx, skus: Iterable[str]) -> dict[tuple[str, str], Availability]:
     """Recompute touched products (and kits built from them), their listings' targets and pushes."""
     simple, kits = _with_kits(tx.conn, skus)

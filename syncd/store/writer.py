@@ -37,6 +37,8 @@ class Tx:
     outbox_changed: bool = False
     notifications_stored: bool = False
     alerts: list[int] = field(default_factory=list)
+    # Products whose available must be recomputed before this transaction commits (once per batch).
+    touched: set[str] = field(default_factory=set)
 
 
 Command = Callable[[Tx], T]
@@ -82,11 +84,14 @@ class Writer:
         synchronous: str = "FULL",
         batch_max: int = 256,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        finalize: Callable[[Tx], object] | None = None,
     ) -> None:
         self.path = path
         self.synchronous = synchronous
         self.batch_max = batch_max
         self.clock = clock
+        # Runs after the batch's commands, inside the transaction: work shared by the whole batch.
+        self.finalize = finalize
         self.stats = WriterStats()
         self.listeners: list[Callable[[BatchEffects], None]] = []
         self._queue: asyncio.Queue[_Item[Any] | None] = asyncio.Queue()
@@ -169,18 +174,22 @@ class Writer:
             for command in commands:
                 conn.execute("SAVEPOINT cmd")
                 outbox_before, notes_before, alerts_before = tx.outbox_changed, tx.notifications_stored, len(tx.alerts)
+                touched_before = set(tx.touched)
                 try:
                     value = command(tx)
                 except Exception as err:
                     conn.execute("ROLLBACK TO cmd")
                     conn.execute("RELEASE cmd")
                     tx.outbox_changed, tx.notifications_stored = outbox_before, notes_before
+                    tx.touched = touched_before
                     del tx.alerts[alerts_before:]
                     results.append((False, err))
                     self.stats.failed_commands += 1
                 else:
                     conn.execute("RELEASE cmd")
                     results.append((True, value))
+            if self.finalize is not None:
+                self.finalize(tx)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
