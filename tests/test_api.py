@@ -226,3 +226,28 @@ async def test_loopback_admin_refuses_a_foreign_host_header(harness: Harness) ->
     assert status == 403
     status, _ = await harness.call("GET", "/status", headers={"Host": "localhost"})
     assert status in (200, 503)
+
+
+async def test_a_receipt_reported_after_a_later_count_is_not_counted_twice(harness: Harness) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from syncd.capture.events import Event, Receipt
+    from syncd.store.apply import ingest
+
+    now = datetime.now(UTC)
+    await harness.count("MUG", 6, (now - timedelta(hours=2)).isoformat(), source="threepl")
+    # The 3PL's stock poll already sees the 24 received units; its receipt poll reports them later.
+    await harness.count("MUG", 30, (now - timedelta(minutes=5)).isoformat(), source="threepl")
+    _, alerts = await harness.call("GET", "/api/alerts")
+    assert [a["detail"]["drift"] for a in alerts if a["kind"] == "drift"] == [24]
+    assert harness.daemon.service is not None
+    policy = harness.daemon.service.policy
+    event = Event(dedupe_key="threepl:receipt:WRO-1", source="threepl", body=Receipt(
+        sku="MUG", location="main", qty=24, ref="WRO-1", at=now - timedelta(minutes=20)))
+    await harness.daemon.writer.submit(lambda tx: ingest(tx, event, policy))
+    product = await harness.product("MUG")
+    assert product["on_hand"] == 30  # not 54
+    _, alerts = await harness.call("GET", "/api/alerts")
+    assert not [a for a in alerts if a["kind"] == "drift"]  # the receipt explained the drift away
+    _, rows = await harness.call("GET", "/api/alerts?all=1")
+    assert any("explained by WRO-1" in a["message"] for a in rows)

@@ -234,8 +234,10 @@ async def test_the_demo_starts_and_its_board_shows_live_sales_and_the_outage(bro
                 await page.wait_for_timeout(200)
         await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
         tile = page.locator('[data-channel="mercadolibre"]').first
+        await expect(tile).to_have_attribute("data-state", "ok", timeout=15_000)
         # The outage (18 s in, scaled) turns MercadoLibre's tile lagging or down, live, without a reload.
         await expect(tile).to_contain_text(re.compile("Lagging|Down"), timeout=40_000)
+        await expect(page.locator('[data-channel="amazon"]').first).to_have_attribute("data-state", "ok")
         await page.screenshot(path=str(DOCS / "demo-outage.png"), full_page=True)
         await page.goto(f"http://127.0.0.1:{port}/orders")
         await expect(page.locator("body")).to_contain_text("amazon")

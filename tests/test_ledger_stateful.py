@@ -50,8 +50,10 @@ class LedgerMachine(RuleBasedStateMachine):
         self.clock = 0
         self.delivered: list[Event] = []
         # The model.
-        self.movements: dict[str, list[tuple[int, int]]] = {"A": [], "B": []}  # (at, delta)
-        self.last_count: dict[str, int] = {}
+        # Physical movements as (minute, delta), and the last accepted count as (minute, qty):
+        # on hand is that count plus the movements after it (movements before it are in it).
+        self.movements: dict[str, list[tuple[int, int]]] = {"A": [], "B": []}
+        self.last_count: dict[str, tuple[int, int]] = {}
         self.orders: dict[str, tuple[int, str, bool]] = {}  # order -> (version, state, moved on hand)
         self.shipment_refs: set[tuple[str, str]] = set()
 
@@ -82,7 +84,10 @@ class LedgerMachine(RuleBasedStateMachine):
         return T0 + timedelta(minutes=self.clock)
 
     def on_hand_model(self, sku: str) -> int:
-        return sum(d for _, d in self.movements[sku])
+        if sku not in self.last_count:
+            return sum(d for _, d in self.movements[sku])
+        at_minute, qty = self.last_count[sku]
+        return qty + sum(d for at, d in self.movements[sku] if at > at_minute)
 
     @rule(sku=st.sampled_from(["A", "B"]), qty=st.integers(1, 20))
     def receipt(self, sku: str, qty: int) -> None:
@@ -99,13 +104,10 @@ class LedgerMachine(RuleBasedStateMachine):
         outcome = self._deliver(Event(dedupe_key=f"c{self.clock}", source="threepl", body=StockCount(
             sku=sku, location="main", qty=qty, as_of=T0 + timedelta(minutes=at_minute, seconds=30), source="threepl")))
         # A count is accepted when strictly newer than the last accepted one from the same source.
-        accepted = sku not in self.last_count or at_minute > self.last_count[sku]
+        accepted = sku not in self.last_count or at_minute > self.last_count[sku][0]
         assert outcome == ("applied" if accepted else "ignored")
         if accepted:
-            after = sum(d for at, d in self.movements[sku] if at > at_minute)
-            current = self.on_hand_model(sku)
-            self.movements[sku].append((at_minute, qty + after - current))
-            self.last_count[sku] = at_minute
+            self.last_count[sku] = (at_minute, qty)
 
     @rule(order=st.sampled_from(sorted(LINES)), state=st.sampled_from(list(OrderState)),
           version=st.integers(1, 8))

@@ -121,15 +121,15 @@ def ingest(tx: Tx, event: Event, policy: Policy, strict: bool = False) -> Result
 def apply_body(tx: Tx, body: Any, policy: Policy) -> Result:
     """Dispatch one event body to its rule."""
     if isinstance(body, OrderUpsert):
-        return _order(tx, body)
+        return _order(tx, body, policy)
     if isinstance(body, StockCount):
         return _count(tx, body, policy)
     if isinstance(body, Receipt):
-        return _movement(tx, body.sku, body.location, body.qty, MovementReason.RECEIPT, body.ref, body.at)
+        return _movement(tx, body.sku, body.location, body.qty, MovementReason.RECEIPT, body.ref, body.at, policy)
     if isinstance(body, Adjustment):
-        return _movement(tx, body.sku, body.location, body.delta, MovementReason.MANUAL, body.reason, body.at)
+        return _movement(tx, body.sku, body.location, body.delta, MovementReason.MANUAL, body.reason, body.at, policy)
     if isinstance(body, Shipment):
-        return _shipment(tx, body)
+        return _shipment(tx, body, policy)
     if isinstance(body, PriceSet):
         return _price(tx, body)
     if isinstance(body, ListingPause):
@@ -177,7 +177,7 @@ def _ensure_stock(conn: sqlite3.Connection, sku: str, location: str) -> int:
 
 
 def _move(tx: Tx, sku: str, location: str, delta: int, reason: MovementReason, ref: str, at: str,
-          ensured: bool = False) -> bool:
+          policy: Policy, ensured: bool = False) -> bool:
     """Write one ledger movement and apply it to on hand; False when a shipment ref was already moved."""
     if not ensured:
         _ensure_stock(tx.conn, sku, location)
@@ -187,11 +187,47 @@ def _move(tx: Tx, sku: str, location: str, delta: int, reason: MovementReason, r
     )
     if cur.rowcount == 0:
         return False
+    if reason is not MovementReason.COUNT and _seen_by_count(tx, sku, location, delta, ref, at, policy):
+        return True
     tx.conn.execute("UPDATE stock SET on_hand = on_hand + ? WHERE sku = ? AND location = ?", (delta, sku, location))
     return True
 
 
-def _movement(tx: Tx, sku: str, location: str, delta: int, reason: MovementReason, ref: str, at: Any) -> Result:
+def _seen_by_count(tx: Tx, sku: str, location: str, delta: int, ref: str, at: str, policy: Policy) -> bool:
+    """A movement reported after a count taken later than it happened is already in that count.
+
+    The 3PL's receipt poll may trail its stock poll: applying the receipt again would count the
+    goods twice. The movement stays in the ledger (history), balanced by a `count` row, on hand is
+    untouched, and the count's drift is re-explained; a drift alert it explains away is closed.
+    """
+    row = tx.conn.execute(
+        "SELECT counted_as_of FROM stock WHERE sku = ? AND location = ?", (sku, location)
+    ).fetchone()
+    if row is None or row[0] is None or at > row[0]:
+        return False
+    tx.conn.execute(
+        "INSERT INTO ledger(sku, location, delta, reason, ref, at, recorded) VALUES (?, ?, ?, 'count', ?, ?, ?)",
+        (sku, location, -delta, f"seen-by-count:{ref}", row[0], iso(tx.now)),
+    )
+    count = tx.conn.execute(
+        "SELECT id, drift FROM counts WHERE sku = ? AND location = ? AND verdict = 'accepted' AND as_of >= ?"
+        " ORDER BY as_of LIMIT 1", (sku, location, at),
+    ).fetchone()
+    if count is not None and count["drift"] is not None:
+        left = count["drift"] - delta
+        tx.conn.execute("UPDATE counts SET drift = ? WHERE id = ?", (left, count["id"]))
+        if abs(left) < policy.drift_alert_threshold:
+            tx.conn.execute(
+                "UPDATE alerts SET acked_at = ?, message = message || ' (explained by ' || ? || ')'"
+                " WHERE kind = 'drift' AND key = ? AND acked_at IS NULL",
+                (iso(tx.now), ref, f"{sku}@{location}"),
+            )
+    return True
+
+
+def _movement(
+    tx: Tx, sku: str, location: str, delta: int, reason: MovementReason, ref: str, at: Any, policy: Policy
+) -> Result:
     product = _product(tx.conn, sku)
     if product["is_kit"]:
         raise Rejected(f"{sku} is a kit: move its components instead")
@@ -201,12 +237,12 @@ def _movement(tx: Tx, sku: str, location: str, delta: int, reason: MovementReaso
     # physical truth and is applied even when syncd's on hand was wrong (the next count rebases it).
     if reason is MovementReason.MANUAL and on_hand + delta < 0:
         raise Rejected(f"{sku} at {location}: on hand {on_hand} cannot move by {delta}")
-    _move(tx, sku, location, delta, reason, ref, iso(at), ensured=True)
+    _move(tx, sku, location, delta, reason, ref, iso(at), policy, ensured=True)
     touch(tx, [sku])
     return Result(Outcome.APPLIED, data={"on_hand": on_hand + delta})
 
 
-def _order(tx: Tx, body: OrderUpsert) -> Result:
+def _order(tx: Tx, body: OrderUpsert, policy: Policy) -> Result:
     stored = tx.conn.execute(
         "SELECT last_updated FROM orders WHERE channel = ? AND order_id = ?", (body.channel, body.order_id)
     ).fetchone()
@@ -258,7 +294,7 @@ def _order(tx: Tx, body: OrderUpsert) -> Result:
         if ships_now(old_state, line_state) and old_state is not LineState.CANCELLED:
             shipped[(sku, location)] = shipped.get((sku, location), 0) + qty
     for (sku, location), qty in shipped.items():
-        _move(tx, sku, location, -qty, MovementReason.SHIPMENT, ref, iso(body.last_updated))
+        _move(tx, sku, location, -qty, MovementReason.SHIPMENT, ref, iso(body.last_updated), policy)
     _follow_marketplace(tx, resolved_lines, new_state)
     touch(tx, {sku for _, sku, *_ in resolved})
     return Result(Outcome.APPLIED, data={"state": body.state.value})
@@ -296,13 +332,13 @@ def _shipped(conn: sqlite3.Connection, sku: str, location: str, ref: str) -> boo
     ).fetchone() is not None
 
 
-def _shipment(tx: Tx, body: Shipment) -> Result:
+def _shipment(tx: Tx, body: Shipment, policy: Policy) -> Result:
     if (sku := resolve_sku(tx.conn, body.sku, "threepl")) != body.sku:
         body = body.model_copy(update={"sku": sku})
     _product(tx.conn, body.sku)
     _location(tx.conn, body.location)
     ref = body.order_ref or body.ref
-    moved = _move(tx, body.sku, body.location, -body.qty, MovementReason.SHIPMENT, ref, iso(body.at))
+    moved = _move(tx, body.sku, body.location, -body.qty, MovementReason.SHIPMENT, ref, iso(body.at), policy)
     released = 0
     if body.order_ref and ":" in body.order_ref:
         channel, order_id = body.order_ref.split(":", 1)
@@ -363,7 +399,8 @@ def _count(tx: Tx, body: StockCount, policy: Policy) -> Result:
         return Result(Outcome.IGNORED, f"count {verdict.value}", {"verdict": verdict.value})
     assert drift is not None
     if drift:
-        _move(tx, body.sku, body.location, drift, MovementReason.COUNT, f"count:{cur.lastrowid}", iso(body.as_of))
+        _move(tx, body.sku, body.location, drift, MovementReason.COUNT, f"count:{cur.lastrowid}", iso(body.as_of),
+              policy)
         # The first count of a pool sets its stock; only later disagreements are drift worth an alert.
         if abs(drift) >= policy.drift_alert_threshold and not first:
             raise_alert(tx, AlertKind.DRIFT, f"{body.sku}@{body.location}",

@@ -120,8 +120,9 @@ def ingest_poll(
     if cursor is not None:
         cursors[resource] = cursor
     tx.conn.execute(
-        "UPDATE channel_state SET cursors = ?, last_success = ?, last_attempt = ?, consecutive_failures = 0,"
-        " last_error = NULL WHERE channel = ?",
+        # last_success only moves forward: a slow resource's older horizon must not hide a newer one.
+        "UPDATE channel_state SET cursors = ?, last_success = MAX(COALESCE(last_success, ''), ?), last_attempt = ?,"
+        " consecutive_failures = 0, last_error = NULL WHERE channel = ?",
         (json.dumps(cursors), iso(complete_through or tx.now), iso(tx.now), channel),
     )
     return PollOutcome(results)

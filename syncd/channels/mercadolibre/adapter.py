@@ -236,7 +236,9 @@ class MercadoLibreChannel:
         else:
             log.warning("mercadolibre.orders_poll_truncated", offset=offset)
         settled = started - ORDERS_OVERLAP
-        return PollResult(events, iso(max(newest, settled)), complete_through=settled)
+        # The search saw every order updated before it ran; the overlap only makes the next poll
+        # re-read a margin (dedupe keys make repeats free), it is no doubt about this one.
+        return PollResult(events, iso(max(newest, settled)), complete_through=started)
 
     async def _order_from_raw(self, raw: dict[str, Any]) -> Event | None:
         # One odd order must not stall the backstop for every other one: skip it loudly.
