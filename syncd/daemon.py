@@ -116,7 +116,7 @@ class Daemon:
                 self.workers[name] = PushWorker(channel, self.writer, self.reader, retry_policy_from(s),
                                                 s.outbox.concurrency_per_channel, self.clock)
         fetchers: dict[str, Fetcher] = {n: c for n, c in self.channels.items() if hasattr(c, "fetch")}  # type: ignore[misc]
-        self.fetcher = NotificationFetcher(fetchers, self.writer, self.reader, policy)
+        self.fetcher = NotificationFetcher(fetchers, self.writer, self.reader, policy, self.clock)
         self.writer.listeners.append(self._on_commit)
         for worker in self.workers.values():
             self._tasks.append(asyncio.create_task(worker.run(), name=f"push-{worker.name}"))

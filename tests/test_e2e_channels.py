@@ -306,3 +306,15 @@ async def test_secrets_never_reach_the_logs(world: World, capsys: pytest.Capture
     secrets += [t for row in stored for t in row if t]
     for secret in secrets:
         assert secret and secret not in logs, "a secret leaked into the logs"
+
+
+async def test_notifications_that_cannot_be_fetched_during_an_outage_wait_and_are_not_lost(world: World) -> None:
+    await world.synced()
+    await world.ml.set_mode(OutageMode.ERROR)  # the API answers 503; notifications still arrive
+    order = world.ml.market.sale(world.items["MUG"], None, 2)
+    await world.until(lambda: world.sql(
+        "SELECT attempts FROM inbox WHERE state = 'pending_fetch' AND payload LIKE ?", f"%{order.id}%")
+        and world.sql("SELECT MAX(attempts) FROM inbox WHERE payload LIKE ?", f"%{order.id}%")[0][0] >= 2)
+    assert world.sql("SELECT COUNT(*) FROM inbox WHERE state = 'failed'") == [(0,)]
+    await world.ml.set_mode(OutageMode.UP)
+    await world.until(lambda: world.amazon_qty("MUG-A") == 8, within=20)

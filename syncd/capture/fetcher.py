@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+import random
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from functools import partial
 
 import structlog
 
 from syncd.capture.events import EVENT_ADAPTER, Notification
 from syncd.channels.base import ChannelError, Fetcher, Permanent
+from syncd.push.backoff import retry_delay
 from syncd.store import commands
 from syncd.store.apply import Policy
 from syncd.store.queries import Reader
@@ -18,14 +21,26 @@ from syncd.store.writer import Writer
 
 log = structlog.get_logger(__name__)
 
-MAX_FETCH_ATTEMPTS = 20
+# Transient failures (an outage) are retried with backoff for about a day before a pointer is given
+# up on; the backstop polls recover its resource anyway. A permanent refusal gives up at once.
+MAX_FETCH_ATTEMPTS = 300
+RETRY_CAP_SECONDS = 300.0
 
 
 class NotificationFetcher:
     """Drains `pending_fetch` inbox rows through each channel's Fetcher."""
 
-    def __init__(self, fetchers: Mapping[str, Fetcher], writer: Writer, reader: Reader, policy: Policy) -> None:
+    def __init__(
+        self,
+        fetchers: Mapping[str, Fetcher],
+        writer: Writer,
+        reader: Reader,
+        policy: Policy,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.fetchers = fetchers
+        self.clock = clock
+        self.rng = random.Random()
         self.writer = writer
         self.reader = reader
         self.policy = policy
@@ -55,7 +70,7 @@ class NotificationFetcher:
         Pointers to the same resource are resolved by one fetch: during a burst a marketplace sends
         many notifications for one item, and its current state answers all of them.
         """
-        rows = await self.reader.pending_notifications(limit=200)
+        rows = await self.reader.pending_notifications(self.clock(), limit=200)
         groups: dict[tuple[str, str, str], list[dict[str, object]]] = {}
         for row in rows:
             body = EVENT_ADAPTER.validate_json(str(row["payload"])).body
@@ -68,10 +83,13 @@ class NotificationFetcher:
             try:
                 events = await self.fetchers[channel].fetch(topic, resource)
             except ChannelError as err:
-                give_up = isinstance(err, Permanent) or int(str(members[0]["attempts"])) + 1 >= MAX_FETCH_ATTEMPTS
+                attempts = int(str(members[0]["attempts"])) + 1
+                give_up = isinstance(err, Permanent) or attempts >= MAX_FETCH_ATTEMPTS
                 message = f"{type(err).__name__}: {err}"
+                hint = getattr(err, "retry_after", None)
+                retry_in = retry_delay(attempts, 1.0, RETRY_CAP_SECONDS, self.rng.uniform(0.5, 1.0), hint)
                 await self.writer.submit(partial(commands.notification_failed, inbox_ids=ids, error=message,
-                                                 give_up=give_up))
+                                                 give_up=give_up, retry_in=retry_in))
                 continue
             await self.writer.submit(partial(commands.resolve_notification, inbox_ids=ids, events=events,
                                              policy=self.policy))

@@ -66,6 +66,7 @@ class AlertKind(StrEnum):
     REORDER = "reorder"
     COUNT_REJECTED = "count_rejected"
     UNKNOWN_LISTING = "unknown_listing"
+    FETCH_FAILED = "fetch_failed"
 
 
 class ChannelHealth(StrEnum):

@@ -138,15 +138,15 @@ def resolve_notification(tx: Tx, inbox_ids: list[int], events: Iterable[Event], 
     return PollOutcome(results)
 
 
-def notification_failed(tx: Tx, inbox_ids: list[int], error: str, give_up: bool) -> None:
-    """Count a failed fetch; after too many the pointers are kept as failed, with an alert."""
+def notification_failed(tx: Tx, inbox_ids: list[int], error: str, give_up: bool, retry_in: float) -> None:
+    """Count a failed fetch and schedule the next; a pointer given up on is kept as failed, with an alert."""
     tx.conn.executemany(
-        "UPDATE inbox SET attempts = attempts + 1, error = ?, state = CASE WHEN ? THEN 'failed' ELSE state END"
-        " WHERE id = ?",
-        [(error[:500], give_up, inbox_id) for inbox_id in inbox_ids],
+        "UPDATE inbox SET attempts = attempts + 1, error = ?, next_attempt = ?,"
+        " state = CASE WHEN ? THEN 'failed' ELSE state END WHERE id = ?",
+        [(error[:500], iso(tx.now + timedelta(seconds=retry_in)), give_up, inbox_id) for inbox_id in inbox_ids],
     )
     if give_up:
-        raise_alert(tx, AlertKind.UNKNOWN_LISTING, f"inbox:{inbox_ids[0]}",
+        raise_alert(tx, AlertKind.FETCH_FAILED, f"inbox:{inbox_ids[0]}",
                     f"could not fetch notification: {error[:200]}", detail={"inbox_ids": inbox_ids})
 
 

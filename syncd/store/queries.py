@@ -221,11 +221,12 @@ class Reader:
             " o.last_error, o.created_at FROM outbox o JOIN listings l ON l.id = o.listing_id"
             " WHERE o.state = 'dead' ORDER BY o.created_at")
 
-    async def pending_notifications(self, limit: int = 50) -> list[Row]:
-        """Pointer notifications stored but not yet fetched."""
+    async def pending_notifications(self, now: datetime, limit: int = 50) -> list[Row]:
+        """Pointer notifications stored but not yet fetched, whose (re)try is due."""
         return await self.rows(
-            "SELECT id, source, payload, attempts FROM inbox WHERE state = 'pending_fetch' ORDER BY id LIMIT ?",
-            (limit,))
+            "SELECT id, source, payload, attempts FROM inbox WHERE state = 'pending_fetch'"
+            " AND (next_attempt IS NULL OR next_attempt <= ?) ORDER BY id LIMIT ?",
+            (iso(now), limit))
 
     async def token(self, channel: str) -> TokenRecord | None:
         """A channel's stored tokens."""
