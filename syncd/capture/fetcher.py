@@ -21,10 +21,11 @@ from syncd.store.writer import Writer
 
 log = structlog.get_logger(__name__)
 
-# Transient failures (an outage) are retried with backoff for about a day before a pointer is given
-# up on; the backstop polls recover its resource anyway. A permanent refusal gives up at once.
+# Transient failures (an outage) are retried with backoff, at most 30 s apart (about 2.5 h in all),
+# before a pointer is given up on; the backstop polls recover its resource anyway. A permanent
+# refusal gives up at once.
 MAX_FETCH_ATTEMPTS = 300
-RETRY_CAP_SECONDS = 300.0
+RETRY_CAP_SECONDS = 30.0
 
 
 class NotificationFetcher:
