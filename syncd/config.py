@@ -244,11 +244,29 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
     return settings
 
 
+# Keys an enabled channel cannot work without.
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "amazon": ("api_base", "token_url", "seller_id", "client_id", "client_secret", "refresh_token"),
+    "mercadolibre": ("api_base", "token_url", "user_id", "client_id", "client_secret", "refresh_token",
+                     "webhook_secret"),
+    "threepl": ("api_base", "api_token", "webhook_secret"),
+}
+
+
+def _is_empty(value: Any) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value in ("", 0, None) or value == []
+
+
 def _check_references(settings: Settings) -> None:
     problems = []
     for name, channel in settings.channels.enabled().items():
         if channel.location not in settings.locations:
             problems.append(f"  channels.{name}.location: unknown location {channel.location!r}")
+        for key in REQUIRED_KEYS.get(name, ()):
+            if _is_empty(getattr(channel, key)):
+                problems.append(f"  channels.{name}.{key}: required when the channel is enabled")
     known_sources = {"manual", *CHANNEL_NAMES}
     for loc_id, loc in settings.locations.items():
         for source in loc.sources:
