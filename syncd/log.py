@@ -33,7 +33,9 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
     )
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # "skipped: maximum number of running instances" is coalescing working as meant, not a warning.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -140,3 +140,29 @@ def test_an_enabled_channel_without_its_credentials_is_refused_by_name(tmp_path:
     assert "channels.mercadolibre.client_secret: required when the channel is enabled" in proc.stderr
     assert "channels.mercadolibre.user_id: required when the channel is enabled" in proc.stderr
     assert "client_id" not in proc.stderr.replace("client_id =", "")  # given keys are not reported
+
+
+def test_run_speaks_systemds_notify_protocol(config: Path, tmp_path: Path) -> None:
+    import socket as sock
+
+    path = str(tmp_path / "notify.sock")
+    listener = sock.socket(sock.AF_UNIX, sock.SOCK_DGRAM)
+    listener.bind(path)
+    listener.settimeout(30)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    env.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000")  # a 1 s watchdog: pings every 0.5 s
+    daemon = subprocess.Popen([sys.executable, "-m", "syncd", "--config", str(config), "run"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        messages = [listener.recv(256).decode() for _ in range(3)]
+        assert messages[0] == "READY=1"
+        assert messages[1:] == ["WATCHDOG=1", "WATCHDOG=1"]
+        daemon.terminate()
+        while (message := listener.recv(256).decode()) == "WATCHDOG=1":
+            continue
+        assert message == "STOPPING=1"
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        listener.close()

@@ -62,8 +62,8 @@ class Reader:
 
     # ---- products ----
 
-    async def products(self, search: str = "") -> list[Row]:
-        """Every product with its totals across pools."""
+    async def products(self, search: str = "", sku: str | None = None) -> list[Row]:
+        """Every product (or one SKU) with its totals across pools."""
         like = f"%{search}%"
         return await self.rows(
             "SELECT p.sku, p.title, p.safety_buffer AS buffer, p.is_kit, p.price,"
@@ -71,13 +71,13 @@ class Reader:
             " COALESCE(SUM(a.reserved), 0) AS reserved, COALESCE(SUM(a.available), 0) AS available,"
             " COALESCE(MAX(a.oversold_by), 0) AS oversold_by"
             " FROM products p LEFT JOIN availability a ON a.sku = p.sku"
-            " WHERE p.sku LIKE ? OR p.title LIKE ? GROUP BY p.sku ORDER BY p.sku",
-            (like, like),
+            " WHERE (p.sku LIKE ? OR p.title LIKE ?) AND (? IS NULL OR p.sku = ?) GROUP BY p.sku ORDER BY p.sku",
+            (like, like, sku, sku),
         )
 
     async def product(self, sku: str) -> Row | None:
         """One product: totals, pools, listings with target/pushed/observed, and the explain trace."""
-        found = [p for p in await self.products() if p["sku"] == sku] if sku else []
+        found = await self.products(sku=sku) if sku else []
         if not found:
             return None
         product = found[0]
