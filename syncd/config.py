@@ -47,6 +47,7 @@ class DaemonSettings(_Section):
     max_webhook_bytes: int = Field(default=256 * 1024, gt=0)
     writer_batch_max: int = Field(default=256, gt=0)
     reservation_sweep_seconds: float = Field(default=5.0, gt=0)
+    health_check_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("public_listen", "admin_listen")
     @classmethod

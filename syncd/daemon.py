@@ -98,6 +98,7 @@ class Daemon:
         # When each channel last delivered something by push (webhook or SQS): paces the pollers.
         self.deliveries: dict[str, datetime] = {}
         self.pollers: dict[tuple[str, str], Poller] = {}
+        self._health: dict[str, str] = {}
 
     async def start(self) -> None:
         """Open the store, build the channels, start workers, schedules and listeners."""
@@ -154,6 +155,8 @@ class Daemon:
                                        next_run_time=datetime.now(UTC), id=f"poll:{name}:{resource}", **defaults)
         self.scheduler.add_job(self._sweep, "interval", seconds=self.settings.daemon.reservation_sweep_seconds,
                                id="sweep-holds", **defaults)
+        self.scheduler.add_job(self._watch_health, "interval", seconds=self.settings.daemon.health_check_seconds,
+                               id="channel-health", **defaults)
         interval = watchdog_interval()
         if interval:
             self.scheduler.add_job(notify, "interval", seconds=interval, args=["WATCHDOG=1"], id="watchdog",
@@ -177,6 +180,22 @@ class Daemon:
                 await consumer.run(submit, self._stopping)
 
         self._tasks.append(asyncio.create_task(consume(), name="amazon-sqs"))
+
+    async def _watch_health(self) -> None:
+        """Turn status transitions into stale-channel alerts (and close them on recovery)."""
+        assert self.service is not None
+        doc, _ = await self.service.status()
+        for name, ch in doc["channels"].items():
+            state = ch["state"]
+            if self._health.get(name) == state:
+                continue
+            self._health[name] = state
+            detail = {k: ch[k] for k in ("lag_seconds", "queue_depth", "consecutive_failures", "last_error")}
+            await self.writer.submit(partial(commands.channel_health, channel=name, state=state, detail=detail))
+            if state != "ok":
+                log.warning("channel not ok", channel=name, state=state, lag_seconds=ch["lag_seconds"])
+            else:
+                log.info("channel ok again", channel=name)
 
     async def _sweep(self) -> None:
         since, self._last_sweep = self._last_sweep, self.clock()

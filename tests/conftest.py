@@ -36,6 +36,7 @@ def make_settings(tmp: Path, **outbox: Any) -> Settings:
     s.daemon.public_listen = "127.0.0.1:0"
     s.locations = {"main": LocationSettings(name="Main", sources=["threepl", "manual"])}
     s.daemon.reservation_sweep_seconds = 0.5
+    s.daemon.health_check_seconds = 0.2
     s.outbox.backoff_base_seconds = outbox.get("base", 0.01)
     s.outbox.backoff_cap_seconds = outbox.get("cap", 0.05)
     s.outbox.max_attempts = outbox.get("max_attempts", 5)

@@ -135,6 +135,12 @@ async def test_channel_is_down_after_repeated_failures_and_ok_after_recovery(tmp
             return status == 503 and doc["channels"]["mercadolibre"]["state"] == "down"
 
         await wait_for(down)
+
+        async def stale_alert_open() -> bool:
+            _, alerts = await h.call("GET", "/api/alerts")
+            return any(a["kind"] == "stale_channel" and a["channel"] == "mercadolibre" for a in alerts)
+
+        await wait_for(stale_alert_open)
         ml.always = None
 
         async def ok() -> bool:
@@ -142,6 +148,13 @@ async def test_channel_is_down_after_repeated_failures_and_ok_after_recovery(tmp
             return status == 200 and doc["channels"]["mercadolibre"]["queue_depth"] == 0
 
         await wait_for(ok)
+
+        async def stale_alert_closed() -> bool:
+            return not await stale_alert_open()
+
+        await wait_for(stale_alert_closed)
+        _, history = await h.call("GET", "/api/alerts?all=1")
+        assert any(a["kind"] == "stale_channel" and a["message"].endswith("(recovered)") for a in history)
     finally:
         await stop_harness(h)
 

@@ -176,6 +176,20 @@ def channel_reachable(tx: Tx, channel: str) -> None:
     )
 
 
+def channel_health(tx: Tx, channel: str, state: str, detail: dict[str, Any]) -> None:
+    """Open a stale-channel alert when a channel stops being ok; close it when it is ok again."""
+    if state != "ok":
+        raise_alert(tx, AlertKind.STALE_CHANNEL, channel,
+                    f"{channel} is {state}: data {detail.get('lag_seconds', 0):.0f} s old,"
+                    f" {detail.get('queue_depth', 0)} pushes waiting", channel=channel, detail=detail)
+        return
+    tx.conn.execute(
+        "UPDATE alerts SET acked_at = ?, message = message || ' (recovered)'"
+        " WHERE kind = 'stale_channel' AND key = ? AND acked_at IS NULL",
+        (iso(tx.now), channel),
+    )
+
+
 # ---- push outcomes ------------------------------------------------------------------------------
 
 
