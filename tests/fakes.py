@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from syncd.capture.events import Event
-from syncd.channels.base import ChannelError, ListingRef, Observation, PollResult
+from syncd.channels.base import ChannelError, ListingRef, Observation, PollResult, TokenRecord
 from syncd.domain.models import Field
 
 
@@ -66,3 +66,18 @@ class MemoryChannel:
     async def close(self) -> None:
         """Nothing to release; kept for the Protocol."""
         self.pending_events.clear()
+
+
+class MemoryTokens:
+    """An in-memory TokenStore (the daemon's is the `tokens` table, written through the writer)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, TokenRecord] = {}
+
+    async def load(self, channel: str) -> TokenRecord | None:
+        """The last saved record."""
+        return self.records.get(channel)
+
+    async def save(self, channel: str, record: TokenRecord) -> None:
+        """Keep the record."""
+        self.records[channel] = record

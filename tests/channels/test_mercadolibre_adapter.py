@@ -11,26 +11,14 @@ import pytest
 from pydantic import SecretStr
 
 from syncd.capture.events import ListingObservation, OrderUpsert
-from syncd.channels.base import ListingRef, Permanent, RateLimited, TokenRecord, Transient
+from syncd.channels.base import ListingRef, Permanent, RateLimited, Transient
 from syncd.channels.mercadolibre import MercadoLibreChannel
 from syncd.config import MercadoLibreSettings
 from syncd.domain.models import Field, OrderState
 from syncd.sandbox.common import SimServer
 from syncd.sandbox.mercadolibre import MercadoLibreSim, create_app
 from syncd.sandbox.mercadolibre_core import OPERATIONS, SimConfig
-
-
-class MemoryTokens:
-    """An in-memory TokenStore."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, TokenRecord] = {}
-
-    async def load(self, channel: str) -> TokenRecord | None:
-        return self.records.get(channel)
-
-    async def save(self, channel: str, record: TokenRecord) -> None:
-        self.records[channel] = record
+from tests.fakes import MemoryTokens
 
 
 @dataclass

@@ -14,7 +14,6 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from syncd.capture.events import Event, Notification, OrderUpsert
-from syncd.channels.base import TokenRecord
 from syncd.channels.mercadolibre import MercadoLibreChannel
 from syncd.config import MercadoLibreSettings
 from syncd.domain.models import OrderState
@@ -22,21 +21,10 @@ from syncd.sandbox.common import SimServer
 from syncd.sandbox.mercadolibre import MercadoLibreSim, create_app
 from syncd.sandbox.mercadolibre_core import OPERATIONS, SimConfig
 from syncd.sandbox.mercadolibre_notify import DeliveryFaults
+from tests.fakes import MemoryTokens
 
 SECRET = "hook-path-secret"
 
-
-class MemoryTokens:
-    """An in-memory TokenStore."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, TokenRecord] = {}
-
-    async def load(self, channel: str) -> TokenRecord | None:
-        return self.records.get(channel)
-
-    async def save(self, channel: str, record: TokenRecord) -> None:
-        self.records[channel] = record
 
 
 @dataclass

@@ -14,7 +14,6 @@ import pytest
 from pydantic import SecretStr
 
 from syncd.capture.events import Event, Notification, OrderUpsert
-from syncd.channels.base import TokenRecord
 from syncd.channels.mercadolibre import MercadoLibreChannel
 from syncd.channels.mercadolibre.client import limiter_plan
 from syncd.channels.mercadolibre.models import Order, Shipment
@@ -25,19 +24,7 @@ from syncd.sandbox.common import SimServer
 from syncd.sandbox.mercadolibre import MercadoLibreSim, create_app
 from syncd.sandbox.mercadolibre_core import OPERATIONS, SimConfig
 from syncd.sandbox.mercadolibre_notify import DeliveryFaults
-
-
-class MemoryTokens:
-    """An in-memory TokenStore."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, TokenRecord] = {}
-
-    async def load(self, channel: str) -> TokenRecord | None:
-        return self.records.get(channel)
-
-    async def save(self, channel: str, record: TokenRecord) -> None:
-        self.records[channel] = record
+from tests.fakes import MemoryTokens
 
 
 @dataclass
