@@ -88,7 +88,7 @@ def ingest(tx: Tx, event: Event, policy: Policy, strict: bool = False) -> Result
         "INSERT OR IGNORE INTO inbox(dedupe_key, source, kind, payload, state, received_at, applied_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (event.dedupe_key, event.source, body.kind, event.model_dump_json(), state,
-         iso(event.received_at), iso(tx.now)),
+         iso(event.received_at), tx.stamp),
     )
     if cur.rowcount == 0:
         return Result(Outcome.DUPLICATE)
@@ -183,13 +183,24 @@ def _move(tx: Tx, sku: str, location: str, delta: int, reason: MovementReason, r
         _ensure_stock(tx.conn, sku, location)
     cur = tx.conn.execute(
         "INSERT OR IGNORE INTO ledger(sku, location, delta, reason, ref, at, recorded) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (sku, location, delta, reason.value, ref, at, iso(tx.now)),
+        (sku, location, delta, reason.value, ref, at, tx.stamp),
     )
     if cur.rowcount == 0:
         return False
-    if reason is not MovementReason.COUNT and _seen_by_count(tx, sku, location, delta, ref, at, policy):
+    if reason is MovementReason.COUNT:
+        tx.conn.execute("UPDATE stock SET on_hand = on_hand + ? WHERE sku = ? AND location = ?",
+                        (delta, sku, location))
         return True
-    tx.conn.execute("UPDATE stock SET on_hand = on_hand + ? WHERE sku = ? AND location = ?", (delta, sku, location))
+    # On hand moves unless a count taken after the movement happened already holds it. The stock row
+    # exists (ensured above), so no row updated means exactly that: _seen_by_count balances it.
+    # Text comparison of store-form times is time order, as in _seen_by_count's `at > counted_as_of`.
+    moved = tx.conn.execute(
+        "UPDATE stock SET on_hand = on_hand + ? WHERE sku = ? AND location = ?"
+        " AND (counted_as_of IS NULL OR counted_as_of < ?)",
+        (delta, sku, location, at),
+    ).rowcount
+    if not moved:
+        _seen_by_count(tx, sku, location, delta, ref, at, policy)
     return True
 
 
@@ -207,7 +218,7 @@ def _seen_by_count(tx: Tx, sku: str, location: str, delta: int, ref: str, at: st
         return False
     tx.conn.execute(
         "INSERT INTO ledger(sku, location, delta, reason, ref, at, recorded) VALUES (?, ?, ?, 'count', ?, ?, ?)",
-        (sku, location, -delta, f"seen-by-count:{ref}", row[0], iso(tx.now)),
+        (sku, location, -delta, f"seen-by-count:{ref}", row[0], tx.stamp),
     )
     count = tx.conn.execute(
         "SELECT id, drift FROM counts WHERE sku = ? AND location = ? AND verdict = 'accepted' AND as_of >= ?"
@@ -220,7 +231,7 @@ def _seen_by_count(tx: Tx, sku: str, location: str, delta: int, ref: str, at: st
             tx.conn.execute(
                 "UPDATE alerts SET acked_at = ?, message = message || ' (explained by ' || ? || ')'"
                 " WHERE kind = 'drift' AND key = ? AND acked_at IS NULL",
-                (iso(tx.now), ref, f"{sku}@{location}"),
+                (tx.stamp, ref, f"{sku}@{location}"),
             )
     return True
 
@@ -228,11 +239,21 @@ def _seen_by_count(tx: Tx, sku: str, location: str, delta: int, ref: str, at: st
 def _movement(
     tx: Tx, sku: str, location: str, delta: int, reason: MovementReason, ref: str, at: Any, policy: Policy
 ) -> Result:
-    product = _product(tx.conn, sku)
-    if product["is_kit"]:
+    # The product, the location and the pool's on hand in one read (the hot path of receipts).
+    row = tx.conn.execute(
+        "SELECT p.is_kit, EXISTS (SELECT 1 FROM locations WHERE id = :loc) AS known_location, s.on_hand"
+        " FROM products p LEFT JOIN stock s ON s.sku = p.sku AND s.location = :loc WHERE p.sku = :sku",
+        {"sku": sku, "loc": location},
+    ).fetchone()
+    if row is None:
+        raise Rejected(f"unknown SKU {sku!r}")
+    if row["is_kit"]:
         raise Rejected(f"{sku} is a kit: move its components instead")
-    _location(tx.conn, location)
-    on_hand = _ensure_stock(tx.conn, sku, location)
+    if not row["known_location"]:
+        raise Rejected(f"unknown location {location!r}")
+    on_hand = row["on_hand"]
+    if on_hand is None:
+        on_hand = _ensure_stock(tx.conn, sku, location)
     # A seller's adjustment may not take on hand below 0; a channel's report of goods that moved is
     # physical truth and is applied even when syncd's on hand was wrong (the next count rebases it).
     if reason is MovementReason.MANUAL and on_hand + delta < 0:
@@ -268,7 +289,7 @@ def _order(tx: Tx, body: OrderUpsert, policy: Policy) -> Result:
         " last_updated = excluded.last_updated, hold_until = excluded.hold_until",
         (body.channel, body.order_id, body.state.value, iso(body.last_updated),
          iso(body.created_at) if body.created_at else None,
-         iso(body.hold_until) if body.hold_until else None, iso(tx.now)),
+         iso(body.hold_until) if body.hold_until else None, tx.stamp),
     )
     ref = f"{body.channel}:{body.order_id}"
     shipped: dict[tuple[str, str], int] = {}
@@ -322,7 +343,7 @@ def _follow_marketplace(
         tx.conn.execute(
             "UPDATE pushed SET value = CAST(MAX(0, CAST(value AS INTEGER) + ?) AS TEXT), at = ?"
             " WHERE listing_id = ? AND field = 'quantity'",
-            (delta, iso(tx.now), listing_id),
+            (delta, tx.stamp, listing_id),
         )
 
 
@@ -393,7 +414,7 @@ def _count(tx: Tx, body: StockCount, policy: Policy) -> Result:
     cur = tx.conn.execute(
         "INSERT INTO counts(sku, location, qty, as_of, source, verdict, drift, recorded)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (body.sku, body.location, body.qty, iso(body.as_of), body.source, verdict.value, drift, iso(tx.now)),
+        (body.sku, body.location, body.qty, iso(body.as_of), body.source, verdict.value, drift, tx.stamp),
     )
     if verdict is not CountVerdict.ACCEPTED:
         return Result(Outcome.IGNORED, f"count {verdict.value}", {"verdict": verdict.value})

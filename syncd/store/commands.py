@@ -44,7 +44,7 @@ def reserve(tx: Tx, sku: str, qty: int, ttl_seconds: int, location: str | None =
         raise Rejected(f"unknown SKU {sku!r}")
     if product["is_kit"]:
         raise Rejected(f"{sku} is a kit: reserve its components")
-    now = iso(tx.now)
+    now = tx.stamp
     pools = [location] if location else [r[0] for r in tx.conn.execute(
         "SELECT location FROM stock WHERE sku = ? ORDER BY location", (sku,))]
     best: tuple[int, str] | None = None
@@ -78,7 +78,7 @@ def release(tx: Tx, reservation_id: str) -> bool:
 
 def sweep_holds(tx: Tx, since: datetime) -> int:
     """Recompute products whose holds lapsed since the last sweep; return how many."""
-    lo, hi = iso(since), iso(tx.now)
+    lo, hi = iso(since), tx.stamp
     skus = {r[0] for r in tx.conn.execute(
         "SELECT sku FROM reservations WHERE released = 0 AND expires_at > ? AND expires_at <= ?", (lo, hi))}
     skus |= {r[0] for r in tx.conn.execute(
@@ -123,7 +123,7 @@ def ingest_poll(
         # last_success only moves forward: a slow resource's older horizon must not hide a newer one.
         "UPDATE channel_state SET cursors = ?, last_success = MAX(COALESCE(last_success, ''), ?), last_attempt = ?,"
         " consecutive_failures = 0, last_error = NULL WHERE channel = ?",
-        (json.dumps(cursors), iso(complete_through or tx.now), iso(tx.now), channel),
+        (json.dumps(cursors), iso(complete_through or tx.now), tx.stamp, channel),
     )
     return PollOutcome(results)
 
@@ -133,7 +133,7 @@ def resolve_notification(tx: Tx, inbox_ids: list[int], events: Iterable[Event], 
     results = [ingest(tx, event, policy) for event in events]
     tx.conn.executemany(
         "UPDATE inbox SET state = 'applied', applied_at = ?, attempts = attempts + 1 WHERE id = ?",
-        [(iso(tx.now), inbox_id) for inbox_id in inbox_ids],
+        [(tx.stamp, inbox_id) for inbox_id in inbox_ids],
     )
     return PollOutcome(results)
 
@@ -161,7 +161,7 @@ def channel_failure(tx: Tx, channel: str, error: str, rate_limited_until: dateti
     tx.conn.execute(
         "UPDATE channel_state SET consecutive_failures = consecutive_failures + 1, last_error = ?,"
         " last_attempt = ?, rate_limited_until = COALESCE(?, rate_limited_until) WHERE channel = ?",
-        (error[:500], iso(tx.now), iso(rate_limited_until) if rate_limited_until else None, channel),
+        (error[:500], tx.stamp, iso(rate_limited_until) if rate_limited_until else None, channel),
     )
     row = tx.conn.execute("SELECT consecutive_failures FROM channel_state WHERE channel = ?", (channel,)).fetchone()
     return int(row[0])
@@ -172,7 +172,7 @@ def channel_reachable(tx: Tx, channel: str) -> None:
     _channel_row(tx, channel)
     tx.conn.execute(
         "UPDATE channel_state SET consecutive_failures = 0, last_error = NULL, last_attempt = ? WHERE channel = ?",
-        (iso(tx.now), channel),
+        (tx.stamp, channel),
     )
 
 
@@ -186,7 +186,7 @@ def channel_health(tx: Tx, channel: str, state: str, detail: dict[str, Any]) -> 
     tx.conn.execute(
         "UPDATE alerts SET acked_at = ?, message = message || ' (recovered)'"
         " WHERE kind = 'stale_channel' AND key = ? AND acked_at IS NULL",
-        (iso(tx.now), channel),
+        (tx.stamp, channel),
     )
 
 
@@ -206,7 +206,7 @@ class RetryPolicy:
 def _log_push(tx: Tx, listing_id: int, field: str, value: str, version: int, outcome: str, detail: str = "") -> None:
     tx.conn.execute(
         "INSERT INTO push_log(listing_id, field, value, version, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (listing_id, field, value, version, outcome, detail[:500] or None, iso(tx.now)),
+        (listing_id, field, value, version, outcome, detail[:500] or None, tx.stamp),
     )
 
 
@@ -216,7 +216,7 @@ def push_succeeded(tx: Tx, channel: str, listing_id: int, field: Field, value: s
         "INSERT INTO pushed(listing_id, field, value, version, at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (listing_id, field) DO UPDATE SET value = excluded.value, version = excluded.version,"
         " at = excluded.at WHERE excluded.version > pushed.version",
-        (listing_id, field.value, value, version, iso(tx.now)),
+        (listing_id, field.value, value, version, tx.stamp),
     )
     tx.conn.execute(
         "DELETE FROM outbox WHERE listing_id = ? AND field = ? AND version = ?", (listing_id, field.value, version)
@@ -288,14 +288,14 @@ def dlq_retry(tx: Tx, listing_id: int | None = None) -> int:
     cur = tx.conn.execute(
         "UPDATE outbox SET state = 'pending', attempts = 0, deferrals = 0, next_attempt = ?"
         " WHERE state = 'dead' AND (? IS NULL OR listing_id = ?)",
-        (iso(tx.now), listing_id, listing_id),
+        (tx.stamp, listing_id, listing_id),
     )
     if cur.rowcount:
         tx.outbox_changed = True
         tx.conn.execute(
             "UPDATE alerts SET acked_at = ? WHERE kind = 'dead_push' AND acked_at IS NULL"
             " AND (? IS NULL OR key LIKE ? || ':%')",
-            (iso(tx.now), listing_id, str(listing_id)),
+            (tx.stamp, listing_id, str(listing_id)),
         )
     return cur.rowcount
 
@@ -309,7 +309,7 @@ def save_token(tx: Tx, channel: str, refresh_token: str, access_token: str | Non
         "INSERT INTO tokens(channel, refresh_token, access_token, expires_at, updated) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (channel) DO UPDATE SET refresh_token = excluded.refresh_token,"
         " access_token = excluded.access_token, expires_at = excluded.expires_at, updated = excluded.updated",
-        (channel, refresh_token, access_token, iso(expires_at) if expires_at else None, iso(tx.now)),
+        (channel, refresh_token, access_token, iso(expires_at) if expires_at else None, tx.stamp),
     )
     _channel_row(tx, channel)
     tx.conn.execute(

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from syncd.store.db import migrate, open_writer
+from syncd.store.timefmt import iso
 
 log = structlog.get_logger(__name__)
 
@@ -34,11 +35,16 @@ class Tx:
 
     conn: sqlite3.Connection
     now: datetime
+    # `now` in store form; a batch stamps many rows with the same moment, so format it once.
+    stamp: str = field(init=False)
     outbox_changed: bool = False
     notifications_stored: bool = False
     alerts: list[int] = field(default_factory=list)
     # Products whose available must be recomputed before this transaction commits (once per batch).
     touched: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.stamp = iso(self.now)
 
 
 Command = Callable[[Tx], T]
