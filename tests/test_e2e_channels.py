@@ -318,3 +318,15 @@ async def test_notifications_that_cannot_be_fetched_during_an_outage_wait_and_ar
     assert world.sql("SELECT COUNT(*) FROM inbox WHERE state = 'failed'") == [(0,)]
     await world.ml.set_mode(OutageMode.UP)
     await world.until(lambda: world.amazon_qty("MUG-A") == 8, within=20)
+
+
+async def test_public_listener_serves_only_webhooks_and_refuses_oversized_bodies(world: World) -> None:
+    before = world.sql("SELECT COUNT(*) FROM inbox")
+    big = b"{" + b" " * (300 * 1024) + b"}"
+    async with world.http.post(f"{world.daemon.public_url}/webhooks/amazon", data=big,
+                               headers={"x-syncd-webhook-secret": "amzn-hook-secret"}) as resp:
+        assert resp.status == 413
+    for path in ("/status", "/api/products", "/"):
+        async with world.http.get(f"{world.daemon.public_url}{path}") as resp:
+            assert resp.status in (404, 405)
+    assert world.sql("SELECT COUNT(*) FROM inbox") == before
