@@ -7,7 +7,7 @@ import contextlib
 import gc
 import importlib
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -184,6 +184,19 @@ class Daemon:
 
     async def _watch_health(self) -> None:
         """Turn status transitions into stale-channel alerts (and close them on recovery)."""
+        with self._quiet_on_stop():
+            await self._check_health()
+
+    @contextlib.contextmanager
+    def _quiet_on_stop(self) -> Iterator[None]:
+        # A scheduled job cancelled because the daemon is stopping is not an error worth a traceback.
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                raise
+
+    async def _check_health(self) -> None:
         assert self.service is not None
         doc, _ = await self.service.status()
         for name, ch in doc["channels"].items():
@@ -200,7 +213,8 @@ class Daemon:
 
     async def _sweep(self) -> None:
         since, self._last_sweep = self._last_sweep, self.clock()
-        await self.writer.submit(lambda tx: commands.sweep_holds(tx, since - timedelta(seconds=1)))
+        with self._quiet_on_stop():
+            await self.writer.submit(lambda tx: commands.sweep_holds(tx, since - timedelta(seconds=1)))
 
     async def _start_listeners(self) -> None:
         assert self.service is not None
