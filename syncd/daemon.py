@@ -7,7 +7,7 @@ import contextlib
 import gc
 import importlib
 import signal
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -152,11 +152,13 @@ class Daemon:
                                 partial(self.deliveries.get, name), self.clock)
                 self.pollers[(name, resource)] = poller
                 # First run right away so status has a real last_success soon after start-up.
-                self.scheduler.add_job(poller.run, "interval", seconds=pace.tick, jitter=min(5.0, pace.tick / 10),
-                                       next_run_time=datetime.now(UTC), id=f"poll:{name}:{resource}", **defaults)
-        self.scheduler.add_job(self._sweep, "interval", seconds=self.settings.daemon.reservation_sweep_seconds,
+                self.scheduler.add_job(self._job(poller.run), "interval", seconds=pace.tick,
+                                       jitter=min(5.0, pace.tick / 10), next_run_time=datetime.now(UTC),
+                                       id=f"poll:{name}:{resource}", **defaults)
+        daemon = self.settings.daemon
+        self.scheduler.add_job(self._job(self._sweep), "interval", seconds=daemon.reservation_sweep_seconds,
                                id="sweep-holds", **defaults)
-        self.scheduler.add_job(self._watch_health, "interval", seconds=self.settings.daemon.health_check_seconds,
+        self.scheduler.add_job(self._job(self._watch_health), "interval", seconds=daemon.health_check_seconds,
                                id="channel-health", **defaults)
         interval = watchdog_interval()
         if interval:
@@ -182,21 +184,21 @@ class Daemon:
 
         self._tasks.append(asyncio.create_task(consume(), name="amazon-sqs"))
 
+    def _job(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """A scheduled coroutine; the scheduler cancels running ones when the daemon stops, and that
+        cancellation is not an error worth a traceback."""
+
+        async def job() -> None:
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                if not self._stopping.is_set():
+                    raise
+
+        return job
+
     async def _watch_health(self) -> None:
         """Turn status transitions into stale-channel alerts (and close them on recovery)."""
-        with self._quiet_on_stop():
-            await self._check_health()
-
-    @contextlib.contextmanager
-    def _quiet_on_stop(self) -> Iterator[None]:
-        # A scheduled job cancelled because the daemon is stopping is not an error worth a traceback.
-        try:
-            yield
-        except asyncio.CancelledError:
-            if not self._stopping.is_set():
-                raise
-
-    async def _check_health(self) -> None:
         assert self.service is not None
         doc, _ = await self.service.status()
         for name, ch in doc["channels"].items():
@@ -213,8 +215,7 @@ class Daemon:
 
     async def _sweep(self) -> None:
         since, self._last_sweep = self._last_sweep, self.clock()
-        with self._quiet_on_stop():
-            await self.writer.submit(lambda tx: commands.sweep_holds(tx, since - timedelta(seconds=1)))
+        await self.writer.submit(lambda tx: commands.sweep_holds(tx, since - timedelta(seconds=1)))
 
     async def _start_listeners(self) -> None:
         assert self.service is not None
@@ -267,9 +268,7 @@ class Daemon:
             await runner.cleanup()
         self._runners.clear()
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
-        for poller in self.pollers.values():
-            await poller.stop()
+            self.scheduler.shutdown(wait=False)  # cancels running jobs (polls waiting on a limiter)
         if self.fetcher is not None:
             self.fetcher.stop()
         for worker in self.workers.values():

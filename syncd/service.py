@@ -193,7 +193,8 @@ class Service:
             "started_at": self.started_at.isoformat(),
             "channels": channels,
             "writer": {"queue_depth": self.writer.depth, "batches": self.writer.stats.batches,
-                       "commands": self.writer.stats.commands},
+                       "commands": self.writer.stats.commands, "failed_commands": self.writer.stats.failed_commands,
+                       "failed_batches": self.writer.stats.failed_batches},
             "totals": counts,
         }
         return doc, healthy

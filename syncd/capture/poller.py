@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -43,17 +41,7 @@ class Poller:
         self.last_delivery = last_delivery
         self.clock = clock
         self.last_run: datetime | None = None
-        self.polls = 0
         self._failing = False
-        self._running: asyncio.Task[None] | None = None
-
-    async def stop(self) -> None:
-        """Cancel a poll in flight (waiting on a rate limiter, say); its events were not committed."""
-        task = self._running
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     def due(self) -> bool:
         """Whether the pace wants a poll now (the scheduler ticks at the shortest interval)."""
@@ -64,17 +52,14 @@ class Poller:
         return (now - self.last_run).total_seconds() >= self.pace.interval(now, self.last_delivery()) * 0.95
 
     async def run(self) -> None:
-        """One poll if due, in a task of its own so that a stopping daemon can cancel it cleanly."""
+        """One poll if due; failures are recorded on the channel and logged once until it recovers.
+
+        A poll cancelled midway (the daemon stopping) commits nothing: its events and cursor are
+        submitted together at the end.
+        """
         if not self.due():
             return
-        self._running = asyncio.create_task(self._poll())
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._running
-
-    async def _poll(self) -> None:
-        """Failures are recorded on the channel and logged once until it recovers."""
         self.last_run = self.clock()
-        self.polls += 1
         name, resource = self.channel.name, self.resource
         facts = await self.reader.rows("SELECT cursors FROM channel_state WHERE channel = ?", (name,))
         cursor = json.loads(facts[0]["cursors"]).get(resource) if facts else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from syncd.domain.models import Availability, ListingRule, StockFigures
 
@@ -37,7 +37,3 @@ def listing_target(available: int, rule: ListingRule, oversold: bool = False) ->
         shown = min(shown, rule.cap)
     return max(0, shown)
 
-
-def kit_commitments(lines: Mapping[str, int], qty: int) -> dict[str, int]:
-    """Units of each component that `qty` kits take; selling a kit commits its components."""
-    return {sku: per_kit * qty for sku, per_kit in lines.items()}

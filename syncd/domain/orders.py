@@ -12,15 +12,6 @@ def update_applies(incoming: datetime, stored: datetime | None) -> bool:
     return stored is None or incoming > stored
 
 
-def holds(state: LineState) -> tuple[int, int]:
-    """(committed, reserved) units per ordered unit for a line in `state`."""
-    if state is LineState.COMMITTED:
-        return (1, 0)
-    if state is LineState.RESERVED:
-        return (0, 1)
-    return (0, 0)
-
-
 def ships_now(old: LineState | None, new: LineState) -> bool:
     """True when this transition is the one that moves on hand out of the building."""
     return new is LineState.SHIPPED and old is not LineState.SHIPPED

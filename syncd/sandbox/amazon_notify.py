@@ -23,6 +23,7 @@ from aiobotocore.session import get_session
 
 from syncd.sandbox.amazon_gateway import Counters
 from syncd.sandbox.amazon_state import V0_STATUS, Listing, SimConfig, SimOrder, iso
+from syncd.sandbox.common import Deliveries
 
 log = structlog.get_logger(__name__)
 
@@ -143,8 +144,7 @@ class Notifier:
         self.faults = Faults()
         self.rng = random.Random(0)
         self.published: deque[dict[str, Any]] = deque(maxlen=1000)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
+        self.deliveries = Deliveries()
 
     def set_faults(self, faults: Faults) -> None:
         """Replace the fault settings and reseed."""
@@ -170,9 +170,7 @@ class Notifier:
             self.counters.notifications["duplicated"] += 1
         for _ in range(copies):
             delay = self.config.notify_delay + self.rng.uniform(0, self.faults.reorder_delay)
-            task = asyncio.get_running_loop().create_task(self._later(delay, deliver, body))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.deliveries.spawn(self._later(delay, deliver, body))
 
     async def _later(self, delay: float, deliver: Any, body: dict[str, Any]) -> None:
         await asyncio.sleep(delay)
@@ -183,8 +181,6 @@ class Notifier:
             log.warning("sim.amazon.delivery_failed", error=f"{type(err).__name__}: {err}")
 
     async def _post(self, event: dict[str, Any]) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         headers = {"Content-Type": "application/json", "x-syncd-webhook-secret": self.config.notify_secret}
         timeout = aiohttp.ClientTimeout(total=self.config.delivery_timeout)
         data = json.dumps(event).encode()
@@ -193,7 +189,7 @@ class Notifier:
                 self.counters.notifications["retried"] += 1
                 await asyncio.sleep(min(self.config.retry_cap, self.config.retry_base * 2 ** (attempt - 1)))
             try:
-                async with self._session.post(
+                async with self.deliveries.session.post(
                     self.config.notify_url, data=data, headers=headers, timeout=timeout
                 ) as resp:
                     status = resp.status
@@ -221,14 +217,8 @@ class Notifier:
 
     async def drain(self) -> None:
         """Wait until every scheduled delivery has finished (wrap in asyncio.timeout to bound it)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.deliveries.drain()
 
     async def close(self) -> None:
         """Cancel pending deliveries and close the HTTP session."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.deliveries.close()

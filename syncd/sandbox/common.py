@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 
@@ -137,3 +139,47 @@ class SimServer:
             await self._runner.cleanup()
             self._runner = None
             self._site = None
+
+
+class Deliveries:
+    """A simulator's notifications in flight: background tasks and the HTTP session they share."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+
+    def spawn(self, delivery: Coroutine[Any, Any, None]) -> None:
+        """Run one delivery (with its retries) in the background."""
+        task = asyncio.get_running_loop().create_task(delivery)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The shared client session, opened on first use."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    @property
+    def pending(self) -> int:
+        """Deliveries not finished yet."""
+        return len(self._tasks)
+
+    async def drain(self, within: float | None = None) -> None:
+        """Wait until every delivery has succeeded or given up (at most `within` seconds if given)."""
+        if within is not None:
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=within)
+            return
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel what is pending and close the session."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from syncd.sandbox.common import Deliveries
 from syncd.sandbox.mercadolibre_core import IdSource, SimClock, SimConfig, iso_z
 
 log = structlog.get_logger(__name__)
@@ -61,8 +62,7 @@ class Notifier:
         self.records: list[FeedRecord] = []
         # Every attempt, for the control plane; bounded so a long demo run does not grow without end.
         self.log: deque[dict[str, Any]] = deque(maxlen=5000)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
+        self.deliveries = Deliveries()
 
     def set_faults(self, faults: DeliveryFaults) -> None:
         """Replace the fault settings and reseed the RNG so runs are reproducible."""
@@ -94,14 +94,12 @@ class Notifier:
         if self.faults.reorder_delay_seconds > 0:
             delay += self.rng.uniform(0, self.faults.reorder_delay_seconds)
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
             # Changed from synchronous code outside the simulator's loop: kept for /missed_feeds only.
             log.warning("ml_sim.notification_not_sent", topic=topic, reason="no running event loop")
             return
-        task = loop.create_task(self._deliver(record, delay))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.deliveries.spawn(self._deliver(record, delay))
 
     async def _deliver(self, record: FeedRecord, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -137,7 +135,7 @@ class Notifier:
         code: int | None = None
         text, headers = "", {}
         try:
-            async with self._client().post(
+            async with self.deliveries.session.post(
                 url,
                 data=payload.encode(),
                 headers={"content-type": "application/json", "accept": "application/json"},
@@ -179,11 +177,6 @@ class Notifier:
             "outcome": outcome,
         }
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
     def missed_feeds(self, topic: str | None, offset: int, limit: int) -> list[dict[str, Any]]:
         """Attempted notifications inside the retention window, oldest first."""
         self._prune()
@@ -210,21 +203,14 @@ class Notifier:
             "timeout_seconds": self.config.notify_timeout_seconds,
             "delay_seconds": self.config.notify_delay_seconds,
             "retry_delays": list(self.config.retry_delays),
-            "pending": len(self._tasks),
+            "pending": self.deliveries.pending,
             "outcomes": outcomes,
         }
 
     async def drain(self, within: float = 5.0) -> None:
         """Wait until every queued delivery has finished (tests and the demo's shutdown)."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=within)
+        await self.deliveries.drain(within)
 
     async def close(self) -> None:
         """Cancel pending deliveries and close the HTTP session."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.deliveries.close()

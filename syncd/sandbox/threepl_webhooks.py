@@ -17,6 +17,8 @@ from typing import Any
 import aiohttp
 from standardwebhooks import Webhook
 
+from syncd.sandbox.common import Deliveries
+
 # Delay before each delivery attempt, in seconds: immediately, then the schedule ShipBob's AsyncAPI
 # notes give (APIS.md §3.1, secondary source). `retry_scale` shrinks it for tests.
 RETRY_SCHEDULE_SECONDS = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
@@ -94,8 +96,7 @@ class WebhookDispatcher:
     faults: DeliveryFaults = field(default_factory=DeliveryFaults)
     attempts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=500))
     rng: random.Random = field(init=False)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _session: aiohttp.ClientSession | None = None
+    deliveries: Deliveries = field(default_factory=Deliveries)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -143,9 +144,7 @@ class WebhookDispatcher:
                 copies = 2
             for _ in range(copies):
                 delay = self.rng.uniform(0.0, self.faults.reorder_max_delay)
-                task = asyncio.get_running_loop().create_task(self._deliver(sub, msg_id, topic, body, delay))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self.deliveries.spawn(self._deliver(sub, msg_id, topic, body, delay))
         return msg_id
 
     async def _deliver(self, sub: Subscription, msg_id: str, topic: str, body: str, delay: float) -> None:
@@ -160,8 +159,6 @@ class WebhookDispatcher:
         self.counters["webhooks_failed"] += 1
 
     async def _attempt(self, sub: Subscription, msg_id: str, topic: str, body: str) -> bool:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         now = self.clock()
         # Each attempt is signed afresh: the timestamp is part of the signed content.
         headers = {
@@ -174,7 +171,7 @@ class WebhookDispatcher:
         status: int | None = None
         self.counters["webhook_attempts"] += 1
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with self._session.post(
+            async with self.deliveries.session.post(
                 sub.url, data=body.encode(), headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout)
             ) as resp:
                 await resp.read()
@@ -186,14 +183,8 @@ class WebhookDispatcher:
 
     async def idle(self) -> None:
         """Wait until every queued delivery has succeeded or given up (tests use this)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.deliveries.drain()
 
     async def close(self) -> None:
         """Cancel pending deliveries and close the delivery session."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.deliveries.close()

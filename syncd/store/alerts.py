@@ -37,9 +37,7 @@ def raise_alert(
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (kind.value, key, sku, channel, message, body, now, now),
     )
-    alert_id = int(cur.lastrowid or 0)
-    tx.alerts.append(alert_id)
-    return alert_id
+    return int(cur.lastrowid or 0)
 
 
 def ack_alert(tx: Tx, alert_id: int) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +38,6 @@ class Tx:
     stamp: str = field(init=False)
     outbox_changed: bool = False
     notifications_stored: bool = False
-    alerts: list[int] = field(default_factory=list)
     # Products whose available must be recomputed before this transaction commits (once per batch).
     touched: set[str] = field(default_factory=set)
 
@@ -58,7 +56,6 @@ class WriterClosed(RuntimeError):
 class _Item(Generic[T]):
     command: Command[T]
     future: asyncio.Future[T]
-    submitted: float
 
 
 @dataclass
@@ -69,7 +66,6 @@ class WriterStats:
     commands: int = 0
     failed_commands: int = 0
     failed_batches: int = 0
-    last_batch_size: int = 0
 
 
 @dataclass
@@ -78,7 +74,6 @@ class BatchEffects:
 
     outbox_changed: bool
     notifications_stored: bool
-    alerts: list[int]
 
 
 class Writer:
@@ -124,7 +119,7 @@ class Writer:
         if self._closing:
             raise WriterClosed("writer is stopping")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(command, future, time.perf_counter()))
+        self._queue.put_nowait(_Item(command, future))
         return await future
 
     @property
@@ -179,7 +174,7 @@ class Writer:
         try:
             for command in commands:
                 conn.execute("SAVEPOINT cmd")
-                outbox_before, notes_before, alerts_before = tx.outbox_changed, tx.notifications_stored, len(tx.alerts)
+                outbox_before, notes_before = tx.outbox_changed, tx.notifications_stored
                 touched_before = set(tx.touched)
                 try:
                     value = command(tx)
@@ -188,7 +183,6 @@ class Writer:
                     conn.execute("RELEASE cmd")
                     tx.outbox_changed, tx.notifications_stored = outbox_before, notes_before
                     tx.touched = touched_before
-                    del tx.alerts[alerts_before:]
                     results.append((False, err))
                     self.stats.failed_commands += 1
                 else:
@@ -203,8 +197,7 @@ class Writer:
             raise
         self.stats.batches += 1
         self.stats.commands += len(commands)
-        self.stats.last_batch_size = len(commands)
-        return results, BatchEffects(tx.outbox_changed, tx.notifications_stored, list(tx.alerts))
+        return results, BatchEffects(tx.outbox_changed, tx.notifications_stored)
 
     async def stop(self) -> None:
         """Run every command already queued, then close the connection."""

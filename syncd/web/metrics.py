@@ -42,6 +42,11 @@ async def metrics(request: web.Request) -> web.Response:
     writer.inc(doc["writer"]["commands"])
     batches = Counter("syncd_writer_batches", "Transactions committed by the writer", registry=reg)
     batches.inc(doc["writer"]["batches"])
+    failed = Counter("syncd_writer_failed_commands", "Commands refused or failed (their savepoint rolled back)",
+                     registry=reg)
+    failed.inc(doc["writer"]["failed_commands"])
+    lost = Counter("syncd_writer_failed_batches", "Transactions that could not commit", registry=reg)
+    lost.inc(doc["writer"]["failed_batches"])
     stats_of = request.app.get(CALL_STATS)
     if stats_of is not None:
         calls = Counter("syncd_channel_calls", "API calls made", ["channel", "operation"], registry=reg)
